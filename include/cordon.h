@@ -1,0 +1,120 @@
+/* cordon.h: public API of libcordon, a sandbox runtime for AI agents on Linux.
+ *
+ * The library loads an srt-compatible settings file into a policy, and runs a
+ * command inside that policy (namespaces, a locked mount view, and the layers
+ * later releases add). It never prints and never exits: every fallible call
+ * returns a negative errno and fills a struct cordon_error.
+ *
+ * Threads: cordon_run() forks the sandbox with clone(2); call it from a process
+ * that has not started other threads (the CLI does). See docs/threat-model.md
+ * for what each layer guarantees.
+ */
+#ifndef CORDON_H
+#define CORDON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CORDON_VERSION "0.1.0"
+
+/* Exit status cordon uses for its own failures (settings, setup). */
+#define CORDON_EXIT_FAILURE 125
+
+struct cordon_error {
+    int code;        /* positive errno value */
+    char msg[1024];  /* one line, no trailing newline */
+};
+
+typedef struct cordon_policy cordon_policy;
+
+/* Where a policy was loaded from. */
+enum cordon_policy_source {
+    CORDON_SOURCE_EMBEDDED = 0,  /* no settings file: the embedded default */
+    CORDON_SOURCE_FILE = 1,
+};
+
+/* Paths in settings are expanded against these: `~` is home, relative paths
+ * are against cwd. NULL fields mean $HOME (passwd entry when unset) and the
+ * current working directory. */
+struct cordon_load_opts {
+    const char *home;
+    const char *cwd;
+};
+
+/* Load settings from a JSON file. The error names the file, the JSON pointer
+ * of the offending value and the problem. An empty, unreadable or invalid file
+ * is an error. */
+int cordon_policy_load_file(const char *path, const struct cordon_load_opts *opts,
+                            cordon_policy **out, struct cordon_error *err);
+
+/* Load settings from a string; name is used in error messages. */
+int cordon_policy_load_string(const char *json, const char *name,
+                              const struct cordon_load_opts *opts,
+                              cordon_policy **out, struct cordon_error *err);
+
+/* The embedded default policy (README, "Default policy"). */
+int cordon_policy_load_default(const struct cordon_load_opts *opts,
+                               cordon_policy **out, struct cordon_error *err);
+
+/* Resolve the settings file the CLI would use: explicit path, else
+ * $XDG_CONFIG_HOME/cordon/settings.json, else ~/.srt-settings.json, else the
+ * embedded default. A file that is found but unusable is an error; only the
+ * absence of every default file selects the embedded policy. */
+int cordon_policy_load_auto(const char *explicit_path, const struct cordon_load_opts *opts,
+                            cordon_policy **out, struct cordon_error *err);
+
+enum cordon_path_list {
+    CORDON_DENY_READ,
+    CORDON_ALLOW_READ,
+    CORDON_ALLOW_WRITE,
+    CORDON_DENY_WRITE,
+};
+
+/* Add a path to one of the filesystem lists, as the quick flags do. */
+int cordon_policy_add_path(cordon_policy *p, enum cordon_path_list list, const char *path,
+                           struct cordon_error *err);
+
+/* The effective settings as JSON (srt's shape plus cordon's keys), with
+ * defaults applied and paths expanded. Caller frees. NULL on ENOMEM. */
+char *cordon_policy_to_json(const cordon_policy *p);
+
+/* Where the policy came from; path is NULL for the embedded default. */
+enum cordon_policy_source cordon_policy_source(const cordon_policy *p, const char **path);
+
+void cordon_policy_free(cordon_policy *p);
+
+/* Log levels for the optional callback. Debug lines explain each step. */
+enum cordon_log_level {
+    CORDON_LOG_DEBUG = 0,
+    CORDON_LOG_WARN = 1,
+};
+typedef void (*cordon_log_fn)(void *userdata, enum cordon_log_level level, const char *line);
+
+struct cordon_run_opts {
+    char *const *argv;       /* command and arguments; argv[0] is looked up in PATH */
+    char *const *envp;       /* the command's environment before cordon's changes;
+                                NULL means the caller's environ */
+    const char *cwd;         /* working directory inside; NULL = the caller's */
+    bool forward_signals;    /* relay SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
+                                SIGUSR2, SIGWINCH and SIGCONT to the command */
+    cordon_log_fn log;       /* optional */
+    void *log_userdata;
+};
+
+/* Run a command inside the policy and wait for it. On success returns 0 and
+ * sets *exit_status to the command's exit code, or 128+N when it died of
+ * signal N, or 126/127 when it could not be executed or found (as a shell
+ * does). On failure returns a negative errno: the command never ran. */
+int cordon_run(const cordon_policy *p, const struct cordon_run_opts *opts, int *exit_status,
+               struct cordon_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,224 @@
+/* main.c: the cordon command, a thin layer over libcordon.
+ *
+ * Owns: option parsing, help text, printing errors and debug lines, and the
+ * exit status contract: the command's own status; 128+N when it dies of
+ * signal N; 126/127 as a shell when it cannot run or is not found; 125 when
+ * cordon itself fails, with one line on stderr. The command never runs
+ * unconfined because something failed.
+ */
+#include "cordon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+    "Usage: cordon [OPTIONS] [--] COMMAND [ARGS...]\n"
+    "       cordon [OPTIONS] -c 'SHELL STRING'\n"
+    "\n"
+    "Run a command, and everything it starts, inside a sandbox: new user, mount,\n"
+    "pid, network, ipc, uts and cgroup namespaces; a read-only view of the host\n"
+    "with denied paths hidden and writes only where the settings allow.\n"
+    "\n"
+    "Options:\n"
+    "  -s, --settings FILE    srt-compatible settings file. Default:\n"
+    "                         $XDG_CONFIG_HOME/cordon/settings.json, then\n"
+    "                         ~/.srt-settings.json, then the embedded default policy\n"
+    "  -c STRING              run STRING with /bin/sh -c\n"
+    "      --allow-write PATH add PATH to filesystem.allowWrite\n"
+    "      --deny-write PATH  add PATH to filesystem.denyWrite\n"
+    "      --allow-read PATH  add PATH to filesystem.allowRead\n"
+    "      --deny-read PATH   add PATH to filesystem.denyRead\n"
+    "      --print-policy     print the effective settings as JSON and exit\n"
+    "  -d, --debug            explain each step (settings, mount plan) on stderr\n"
+    "  -V, --version          print the version and exit\n"
+    "  -h, --help             print this help and exit\n"
+    "\n"
+    "Options end at the first word that is not an option, or at --.\n"
+    "\n"
+    "Exit status: the command's own; 128+N if it died of signal N; 126 if it\n"
+    "could not be executed, 127 if it was not found; 125 if cordon itself failed\n"
+    "(bad settings, sandbox setup), in which case the command did not run.\n"
+    "SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH sent to\n"
+    "cordon are relayed to the command.\n"
+    "\n"
+    "Examples:\n"
+    "  cordon -- make test                  # build in the working directory only\n"
+    "  cordon -c 'npm ci && npm test'       # a shell string\n"
+    "  cordon --deny-read ~/work/secrets -- ./agent.sh\n"
+    "  cordon --allow-write ~/.cache/pip -- pip install --user -r req.txt\n"
+    "  cordon -s ~/.srt-settings.json --print-policy\n"
+    "\n"
+    "See cordon(1) and the README for the settings format and the default policy.\n";
+
+static bool g_debug;
+
+static void log_cb(void *ud, enum cordon_log_level level, const char *line)
+{
+    (void)ud;
+    if (level == CORDON_LOG_DEBUG && !g_debug)
+        return;
+    fprintf(stderr, "cordon: %s%s\n", level == CORDON_LOG_DEBUG ? "debug: " : "warning: ",
+            line);
+}
+
+static int fail(const struct cordon_error *err)
+{
+    fprintf(stderr, "cordon: %s\n", err->msg);
+    return CORDON_EXIT_FAILURE;
+}
+
+/* fds 0-2 must exist, or the sandbox's own sockets could land on them. */
+static void ensure_stdio(void)
+{
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int n = open("/dev/null", O_RDWR);
+        if (n >= 0 && n != fd) {
+            dup2(n, fd);
+            close(n);
+        }
+    }
+}
+
+enum {
+    OPT_ALLOW_WRITE = 256,
+    OPT_DENY_WRITE,
+    OPT_ALLOW_READ,
+    OPT_DENY_READ,
+    OPT_PRINT_POLICY,
+};
+
+struct path_flag {
+    enum cordon_path_list list;
+    const char *path;
+};
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "settings", required_argument, NULL, 's' },
+        { "allow-write", required_argument, NULL, OPT_ALLOW_WRITE },
+        { "deny-write", required_argument, NULL, OPT_DENY_WRITE },
+        { "allow-read", required_argument, NULL, OPT_ALLOW_READ },
+        { "deny-read", required_argument, NULL, OPT_DENY_READ },
+        { "print-policy", no_argument, NULL, OPT_PRINT_POLICY },
+        { "debug", no_argument, NULL, 'd' },
+        { "version", no_argument, NULL, 'V' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *settings = NULL;
+    const char *shell = NULL;
+    bool print_policy = false;
+    struct path_flag *flags = calloc((size_t)argc + 1, sizeof(*flags));
+    size_t nflags = 0;
+    struct cordon_error err = { 0 };
+
+    ensure_stdio();
+    if (!flags) {
+        fprintf(stderr, "cordon: out of memory\n");
+        return CORDON_EXIT_FAILURE;
+    }
+    if (getenv("SRT_DEBUG") && strcmp(getenv("SRT_DEBUG"), "true") == 0)
+        g_debug = true;
+
+    opterr = 0;
+    int c;
+    /* "+": stop at the first non-option, so the command's own options are
+     * never taken for cordon's. */
+    while ((c = getopt_long(argc, argv, "+s:c:dVh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's': settings = optarg; break;
+        case 'c': shell = optarg; break;
+        case 'd': g_debug = true; break;
+        case 'V':
+            printf("cordon %s\n", CORDON_VERSION);
+            free(flags);
+            return 0;
+        case 'h':
+            fputs(usage_text, stdout);
+            free(flags);
+            return 0;
+        case OPT_ALLOW_WRITE: flags[nflags++] = (struct path_flag){ CORDON_ALLOW_WRITE, optarg }; break;
+        case OPT_DENY_WRITE: flags[nflags++] = (struct path_flag){ CORDON_DENY_WRITE, optarg }; break;
+        case OPT_ALLOW_READ: flags[nflags++] = (struct path_flag){ CORDON_ALLOW_READ, optarg }; break;
+        case OPT_DENY_READ: flags[nflags++] = (struct path_flag){ CORDON_DENY_READ, optarg }; break;
+        case OPT_PRINT_POLICY: print_policy = true; break;
+        case '?':
+        default:
+            if (optopt && optopt < 256)
+                fprintf(stderr, "cordon: unknown or incomplete option -%c (see cordon --help)\n",
+                        optopt);
+            else
+                fprintf(stderr, "cordon: unknown or incomplete option %s (see cordon --help)\n",
+                        argv[optind - 1]);
+            free(flags);
+            return CORDON_EXIT_FAILURE;
+        }
+    }
+
+    cordon_policy *policy = NULL;
+    if (cordon_policy_load_auto(settings, NULL, &policy, &err) < 0) {
+        free(flags);
+        return fail(&err);
+    }
+    for (size_t i = 0; i < nflags; i++) {
+        if (cordon_policy_add_path(policy, flags[i].list, flags[i].path, &err) < 0) {
+            cordon_policy_free(policy);
+            free(flags);
+            return fail(&err);
+        }
+    }
+    free(flags);
+
+    if (g_debug) {
+        const char *src = NULL;
+        cordon_policy_source(policy, &src);
+        fprintf(stderr, "cordon: debug: settings: %s\n", src ? src : "embedded default policy");
+    }
+
+    if (print_policy) {
+        char *json = cordon_policy_to_json(policy);
+        cordon_policy_free(policy);
+        if (!json) {
+            fprintf(stderr, "cordon: out of memory\n");
+            return CORDON_EXIT_FAILURE;
+        }
+        printf("%s\n", json);
+        free(json);
+        return 0;
+    }
+
+    char *shell_argv[] = { "/bin/sh", "-c", (char *)shell, NULL };
+    char **cmd = shell ? shell_argv : argv + optind;
+    if (shell && optind < argc) {
+        fprintf(stderr, "cordon: -c takes the whole command as one string; unexpected "
+                        "argument \"%s\"\n", argv[optind]);
+        cordon_policy_free(policy);
+        return CORDON_EXIT_FAILURE;
+    }
+    if (!cmd[0]) {
+        fprintf(stderr, "cordon: no command given (see cordon --help)\n");
+        cordon_policy_free(policy);
+        return CORDON_EXIT_FAILURE;
+    }
+
+    struct cordon_run_opts ro = {
+        .argv = cmd,
+        .forward_signals = true,
+        .log = log_cb,
+    };
+    int status = 0;
+    int r = cordon_run(policy, &ro, &status, &err);
+    cordon_policy_free(policy);
+    if (r < 0)
+        return fail(&err);
+    return status;
+}

@@ -1,0 +1,84 @@
+/* policy.h: the typed policy that settings JSON is loaded into.
+ *
+ * Owns: struct cordon_policy and its lists. Every path in it is absolute and
+ * lexically normalised (no ".", "..", "//" or trailing "/"), with `~` and
+ * relative paths already expanded; symlinks are resolved later, when the
+ * mount plan is made, because they can change between load and run.
+ */
+#ifndef CORDON_POLICY_H
+#define CORDON_POLICY_H
+
+#include "cordon.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cordon_pathrule {
+    char *path;    /* absolute, normalised */
+    char *as_written;
+    bool literal;  /* {"path": ..., "literal": true}: never a pattern */
+};
+
+struct cordon_pathlist {
+    struct cordon_pathrule *v;
+    size_t n, cap;
+};
+
+struct cordon_strlist {
+    char **v;
+    size_t n, cap;
+};
+
+struct cordon_policy {
+    enum cordon_policy_source source;
+    char *source_path;  /* NULL for the embedded default */
+    char *home;
+    char *cwd;
+
+    struct {
+        bool disabled;
+        struct cordon_pathlist deny_read, allow_read, allow_write, deny_write;
+        bool allow_git_config;
+    } fs;
+
+    struct {
+        struct cordon_strlist allowed_domains;
+        struct cordon_strlist denied_domains;
+        json_t *denied_domain_reasons;  /* object entry -> reason, or NULL */
+        bool strict_allowlist;
+        bool allow_all_unix_sockets;
+        bool allow_local_binding;  /* accepted; the sandbox has its own loopback */
+    } net;
+
+    bool allow_nested_userns;
+    int mandatory_deny_search_depth;
+    struct cordon_strlist git_safe_directories;
+    json_t *ignore_violations;  /* object, or NULL */
+
+    /* Keys that were accepted and ignored (other platforms, srt plumbing):
+     * one line each, shown under --debug. */
+    struct cordon_strlist notes;
+};
+
+int cordon_pathlist_add(struct cordon_pathlist *l, const char *path, const char *as_written,
+                        bool literal);
+void cordon_pathlist_clear(struct cordon_pathlist *l);
+int cordon_strlist_add(struct cordon_strlist *l, const char *s);
+void cordon_strlist_clear(struct cordon_strlist *l);
+
+/* Expand `~`, make relative paths absolute against cwd and normalise
+ * lexically. Returns a new string, or NULL with err filled. */
+char *cordon_path_expand(const char *in, const char *home, const char *cwd,
+                         struct cordon_error *err);
+
+/* Lexically normalise an absolute path in place. */
+void cordon_path_normalize(char *path);
+
+/* True when a is b or an ancestor of b (both normalised absolute paths). */
+bool cordon_path_is_prefix(const char *a, const char *b);
+
+/* Embedded default settings, as JSON text. */
+extern const char cordon_default_settings[];
+
+#endif

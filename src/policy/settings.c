@@ -1,0 +1,803 @@
+/* settings.c: srt settings JSON (0.0.83) plus cordon's keys -> struct cordon_policy.
+ *
+ * Owns: loading, strict validation and the effective-policy JSON.
+ * Invariants (shared/DESIGN.md "Settings"):
+ *  - unknown keys are an error at every level: a typo in a deny rule must not
+ *    turn into an open door (srt silently strips them at three levels);
+ *  - srt keys that only concern other platforms or srt's own plumbing are
+ *    accepted and ignored, with a note shown under --debug;
+ *  - srt keys that change Linux policy and are not implemented yet are
+ *    refused with an error that names the key, unless their value is the
+ *    default (which changes nothing);
+ *  - every error names the file, the JSON pointer and the problem, and a
+ *    failed load leaves nothing behind.
+ */
+#include "policy.h"
+#include "core/cleanup.h"
+#include "core/err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Settings files are small; anything larger is a mistake or an attack. */
+#define SETTINGS_MAX_BYTES (16u << 20)
+
+struct ctx {
+    const char *name;
+    struct cordon_policy *p;
+    struct cordon_error *err;
+    char ptr[2048];
+};
+
+static int fail(struct ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(struct ctx *c, int code, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (c->ptr[0])
+        return cordon_err_set(c->err, code, "%s: %s: %s", c->name, c->ptr, msg);
+    return cordon_err_set(c->err, code, "%s: %s", c->name, msg);
+}
+
+/* JSON pointer (RFC 6901): "~" is written "~0" and "/" is written "~1". */
+static size_t ptr_push_key(struct ctx *c, const char *key)
+{
+    size_t old = strlen(c->ptr);
+    size_t n = old;
+    if (n + 1 < sizeof(c->ptr))
+        c->ptr[n++] = '/';
+    for (const char *k = key; *k && n + 3 < sizeof(c->ptr); k++) {
+        if (*k == '~') {
+            c->ptr[n++] = '~';
+            c->ptr[n++] = '0';
+        } else if (*k == '/') {
+            c->ptr[n++] = '~';
+            c->ptr[n++] = '1';
+        } else {
+            c->ptr[n++] = *k;
+        }
+    }
+    c->ptr[n] = '\0';
+    return old;
+}
+
+static size_t ptr_push_index(struct ctx *c, size_t i)
+{
+    size_t old = strlen(c->ptr);
+    snprintf(c->ptr + old, sizeof(c->ptr) - old, "/%zu", i);
+    return old;
+}
+
+static void ptr_pop(struct ctx *c, size_t old)
+{
+    c->ptr[old] = '\0';
+}
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "a value";
+}
+
+static int want(struct ctx *c, const json_t *v, json_type t, const char *what)
+{
+    bool ok = json_typeof(v) == t || (t == JSON_TRUE && json_is_boolean(v));
+    if (!ok)
+        return fail(c, EINVAL, "expected %s, got %s", what, type_name(v));
+    return 0;
+}
+
+/* A string without embedded NUL bytes (JSON allows \u0000). */
+static int want_string(struct ctx *c, const json_t *v, const char **out)
+{
+    int r = want(c, v, JSON_STRING, "a string");
+    if (r < 0)
+        return r;
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return fail(c, EINVAL, "string contains a NUL byte");
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int parse_bool(struct ctx *c, json_t *v, bool *out)
+{
+    int r = want(c, v, JSON_TRUE, "a boolean");
+    if (r < 0)
+        return r;
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int parse_strings(struct ctx *c, json_t *v, struct cordon_strlist *out)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of strings");
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        const char *s;
+        r = want_string(c, e, &s);
+        if (r < 0)
+            return r;
+        if (cordon_strlist_add(out, s) < 0)
+            return fail(c, ENOMEM, "out of memory");
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+/* ---- keys ---------------------------------------------------------------- */
+
+enum key_kind {
+    KEY_IMPL,        /* handled by fn */
+    KEY_IGNORED,     /* accepted, no effect on Linux; note under --debug */
+    KEY_UNSUPPORTED, /* refused unless its value equals dflt */
+};
+
+struct key {
+    const char *name;
+    enum key_kind kind;
+    int (*fn)(struct ctx *c, json_t *v);
+    const char *why;  /* IGNORED: reason; UNSUPPORTED: what would implement it */
+    const char *dflt; /* UNSUPPORTED: JSON text of the value that changes nothing */
+};
+
+static int walk_object(struct ctx *c, json_t *obj, const struct key *keys, size_t nkeys)
+{
+    int r = want(c, obj, JSON_OBJECT, "an object");
+    if (r < 0)
+        return r;
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v) {
+        const struct key *key = NULL;
+        for (size_t i = 0; i < nkeys; i++) {
+            if (strcmp(keys[i].name, k) == 0) {
+                key = &keys[i];
+                break;
+            }
+        }
+        size_t old = ptr_push_key(c, k);
+        if (!key)
+            return fail(c, EINVAL, "unknown key (cordon refuses unknown keys so that a typo "
+                                   "cannot silently weaken the policy)");
+        switch (key->kind) {
+        case KEY_IMPL:
+            r = key->fn(c, v);
+            if (r < 0)
+                return r;
+            break;
+        case KEY_IGNORED: {
+            char note[2300];
+            snprintf(note, sizeof(note), "%s: %s: ignored: %s", c->name, c->ptr, key->why);
+            if (cordon_strlist_add(&c->p->notes, note) < 0)
+                return fail(c, ENOMEM, "out of memory");
+            break;
+        }
+        case KEY_UNSUPPORTED: {
+            json_t *d = key->dflt ? json_loads(key->dflt, JSON_DECODE_ANY, NULL) : NULL;
+            bool inert = d && json_equal(d, v);
+            json_decref(d);
+            if (!inert)
+                return fail(c, ENOTSUP, "not supported by this version of cordon (%s); "
+                                        "refusing to run without it", key->why);
+            break;
+        }
+        }
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+/* ---- filesystem ---------------------------------------------------------- */
+
+static bool has_glob(const char *s)
+{
+    return strpbrk(s, "*?[") != NULL;
+}
+
+static int parse_path_entry(struct ctx *c, json_t *e, struct cordon_pathlist *out)
+{
+    const char *s = NULL;
+    bool literal = false;
+    int r;
+
+    if (json_is_object(e)) {
+        const char *k;
+        json_t *v;
+        json_t *pv = json_object_get(e, "path");
+        if (!pv)
+            return fail(c, EINVAL, "a path entry object needs \"path\"");
+        json_object_foreach(e, k, v) {
+            size_t old = ptr_push_key(c, k);
+            if (strcmp(k, "path") == 0) {
+                r = want_string(c, v, &s);
+            } else if (strcmp(k, "literal") == 0) {
+                r = parse_bool(c, v, &literal);
+            } else {
+                r = fail(c, EINVAL, "unknown key in a path entry (expected \"path\" and "
+                                    "\"literal\")");
+            }
+            if (r < 0)
+                return r;
+            ptr_pop(c, old);
+        }
+    } else {
+        r = want(c, e, JSON_STRING, "a path string or {\"path\": ..., \"literal\": true}");
+        if (r < 0)
+            return r;
+        r = want_string(c, e, &s);
+        if (r < 0)
+            return r;
+    }
+    if (!*s)
+        return fail(c, EINVAL, "empty path");
+
+    _cleanup_free_ char *work = strdup(s);
+    if (!work)
+        return fail(c, ENOMEM, "out of memory");
+    if (!literal) {
+        /* srt strips a trailing "/ **" (the whole subtree is the directory
+         * itself for every list). Other patterns are not supported yet: they
+         * are refused rather than skipped, because a skipped deny hides
+         * nothing. */
+        size_t n = strlen(work);
+        if (n >= 3 && strcmp(work + n - 3, "/**") == 0)
+            work[n - 3] = '\0';
+        if (!*work)
+            work[0] = '/', work[1] = '\0';
+        if (has_glob(work))
+            return fail(c, ENOTSUP, "\"%s\": glob patterns are not supported by this version of "
+                                    "cordon; use {\"path\": ..., \"literal\": true} for a name "
+                                    "that contains *, ? or [", s);
+    }
+    struct cordon_error perr = { 0 };
+    _cleanup_free_ char *abs = cordon_path_expand(work, c->p->home, c->p->cwd, &perr);
+    if (!abs)
+        return fail(c, perr.code, "%s", perr.msg);
+    if (cordon_pathlist_add(out, abs, s, literal) < 0)
+        return fail(c, ENOMEM, "out of memory");
+    return 0;
+}
+
+static int parse_path_list(struct ctx *c, json_t *v, struct cordon_pathlist *out)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of paths");
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        r = parse_path_entry(c, e, out);
+        if (r < 0)
+            return r;
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static int fs_disabled(struct ctx *c, json_t *v) { return parse_bool(c, v, &c->p->fs.disabled); }
+static int fs_deny_read(struct ctx *c, json_t *v) { return parse_path_list(c, v, &c->p->fs.deny_read); }
+static int fs_allow_read(struct ctx *c, json_t *v) { return parse_path_list(c, v, &c->p->fs.allow_read); }
+static int fs_allow_write(struct ctx *c, json_t *v) { return parse_path_list(c, v, &c->p->fs.allow_write); }
+static int fs_deny_write(struct ctx *c, json_t *v) { return parse_path_list(c, v, &c->p->fs.deny_write); }
+static int fs_allow_git_config(struct ctx *c, json_t *v) { return parse_bool(c, v, &c->p->fs.allow_git_config); }
+
+static const struct key fs_keys[] = {
+    { "disabled", KEY_IMPL, fs_disabled, NULL, NULL },
+    { "denyRead", KEY_IMPL, fs_deny_read, NULL, NULL },
+    { "allowRead", KEY_IMPL, fs_allow_read, NULL, NULL },
+    { "allowWrite", KEY_IMPL, fs_allow_write, NULL, NULL },
+    { "denyWrite", KEY_IMPL, fs_deny_write, NULL, NULL },
+    { "allowGitConfig", KEY_IMPL, fs_allow_git_config, NULL, NULL },
+};
+
+static int parse_filesystem(struct ctx *c, json_t *v)
+{
+    return walk_object(c, v, fs_keys, ARRAY_SIZE(fs_keys));
+}
+
+/* ---- network ------------------------------------------------------------- */
+
+static int net_allowed(struct ctx *c, json_t *v)
+{
+    int r = parse_strings(c, v, &c->p->net.allowed_domains);
+    if (r < 0)
+        return r;
+    if (c->p->net.allowed_domains.n > 0)
+        return fail(c, ENOTSUP, "network access through the proxy is not supported by this "
+                                "version of cordon; refusing to run without it");
+    return 0;
+}
+
+static int net_denied(struct ctx *c, json_t *v)
+{
+    return parse_strings(c, v, &c->p->net.denied_domains);
+}
+
+static int net_denied_reasons(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_OBJECT, "an object of reasons");
+    if (r < 0)
+        return r;
+    const char *k;
+    json_t *e;
+    json_object_foreach(v, k, e) {
+        size_t old = ptr_push_key(c, k);
+        const char *s;
+        r = want_string(c, e, &s);
+        if (r < 0)
+            return r;
+        ptr_pop(c, old);
+    }
+    json_decref(c->p->net.denied_domain_reasons);
+    c->p->net.denied_domain_reasons = json_incref(v);
+    return 0;
+}
+
+static int net_strict(struct ctx *c, json_t *v) { return parse_bool(c, v, &c->p->net.strict_allowlist); }
+static int net_all_unix(struct ctx *c, json_t *v) { return parse_bool(c, v, &c->p->net.allow_all_unix_sockets); }
+static int net_local_binding(struct ctx *c, json_t *v) { return parse_bool(c, v, &c->p->net.allow_local_binding); }
+
+static const struct key net_keys[] = {
+    { "allowedDomains", KEY_IMPL, net_allowed, NULL, NULL },
+    { "deniedDomains", KEY_IMPL, net_denied, NULL, NULL },
+    { "deniedDomainReasons", KEY_IMPL, net_denied_reasons, NULL, NULL },
+    { "strictAllowlist", KEY_IMPL, net_strict, NULL, NULL },
+    { "allowAllUnixSockets", KEY_IMPL, net_all_unix, NULL, NULL },
+    { "allowLocalBinding", KEY_IMPL, net_local_binding, NULL, NULL },
+    { "allowMachLookup", KEY_IGNORED, NULL, "macOS-only srt key", NULL },
+    { "allowUnixSockets", KEY_UNSUPPORTED, NULL, "unix sockets by path", "[]" },
+    { "deniedResolvedAddresses", KEY_UNSUPPORTED, NULL, "the resolved-address guard", "[]" },
+    { "httpProxyPort", KEY_UNSUPPORTED, NULL, "external proxies", NULL },
+    { "socksProxyPort", KEY_UNSUPPORTED, NULL, "external proxies", NULL },
+    { "mitmProxy", KEY_UNSUPPORTED, NULL, "upstream MITM proxies", NULL },
+    { "parentProxy", KEY_UNSUPPORTED, NULL, "upstream proxies", NULL },
+    { "tlsTerminate", KEY_UNSUPPORTED, NULL, "TLS interception", NULL },
+    { "allowPlaintextHeaderSet", KEY_UNSUPPORTED, NULL, "request rules", "false" },
+    { "stripResponseHeaders", KEY_UNSUPPORTED, NULL, "TLS interception", "[]" },
+    { "refuseOpaqueTunnels", KEY_UNSUPPORTED, NULL, "TLS interception", "false" },
+    { "requireHostMatch", KEY_UNSUPPORTED, NULL, "TLS interception", NULL },
+    { "ambiguousRequestTarget", KEY_UNSUPPORTED, NULL, "request rules", "\"refuse\"" },
+    { "defaultPorts", KEY_UNSUPPORTED, NULL, "the egress proxy", "[80, 443]" },
+    { "allowPrivateAddresses", KEY_UNSUPPORTED, NULL, "the resolved-address guard", "false" },
+    { "hosts", KEY_UNSUPPORTED, NULL, "the proxy's resolver", "{}" },
+    { "dnsServers", KEY_UNSUPPORTED, NULL, "the proxy's resolver", "[]" },
+    { "upstreamCaFile", KEY_UNSUPPORTED, NULL, "TLS interception", NULL },
+    { "requestRules", KEY_UNSUPPORTED, NULL, "request rules", "[]" },
+    { "injectHeaders", KEY_UNSUPPORTED, NULL, "credential injection", "[]" },
+    { "stripRequestHeaders", KEY_UNSUPPORTED, NULL, "credential injection", "[]" },
+    { "transparent", KEY_UNSUPPORTED, NULL, "transparent capture", NULL },
+    { "hostPorts", KEY_UNSUPPORTED, NULL, "host ports", "[]" },
+    { "publishPorts", KEY_UNSUPPORTED, NULL, "published ports", "[]" },
+};
+
+static int parse_network(struct ctx *c, json_t *v)
+{
+    return walk_object(c, v, net_keys, ARRAY_SIZE(net_keys));
+}
+
+/* ---- top level ----------------------------------------------------------- */
+
+static int top_nested_userns(struct ctx *c, json_t *v)
+{
+    return parse_bool(c, v, &c->p->allow_nested_userns);
+}
+
+static int top_depth(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_INTEGER, "an integer from 1 to 10");
+    if (r < 0)
+        return r;
+    json_int_t d = json_integer_value(v);
+    if (d < 1 || d > 10)
+        return fail(c, EINVAL, "expected an integer from 1 to 10, got %" JSON_INTEGER_FORMAT, d);
+    c->p->mandatory_deny_search_depth = (int)d;
+    return 0;
+}
+
+static int git_safe_dirs(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of directories");
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        const char *s;
+        r = want_string(c, e, &s);
+        if (r < 0)
+            return r;
+        struct cordon_error perr = { 0 };
+        _cleanup_free_ char *abs = cordon_path_expand(s, c->p->home, c->p->cwd, &perr);
+        if (!abs)
+            return fail(c, perr.code, "%s", perr.msg);
+        if (cordon_strlist_add(&c->p->git_safe_directories, abs) < 0)
+            return fail(c, ENOMEM, "out of memory");
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static const struct key git_keys[] = {
+    { "safeDirectories", KEY_IMPL, git_safe_dirs, NULL, NULL },
+};
+
+static int top_git(struct ctx *c, json_t *v)
+{
+    return walk_object(c, v, git_keys, ARRAY_SIZE(git_keys));
+}
+
+static int top_ignore_violations(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_OBJECT, "an object of command -> [violation substrings]");
+    if (r < 0)
+        return r;
+    const char *k;
+    json_t *e;
+    json_object_foreach(v, k, e) {
+        size_t old = ptr_push_key(c, k);
+        struct cordon_strlist tmp = { 0 };
+        r = parse_strings(c, e, &tmp);
+        cordon_strlist_clear(&tmp);
+        if (r < 0)
+            return r;
+        ptr_pop(c, old);
+    }
+    json_decref(c->p->ignore_violations);
+    c->p->ignore_violations = json_incref(v);
+    return 0;
+}
+
+static const struct key top_keys[] = {
+    { "network", KEY_IMPL, parse_network, NULL, NULL },
+    { "filesystem", KEY_IMPL, parse_filesystem, NULL, NULL },
+    { "allowNestedUserNamespaces", KEY_IMPL, top_nested_userns, NULL, NULL },
+    { "mandatoryDenySearchDepth", KEY_IMPL, top_depth, NULL, NULL },
+    { "git", KEY_IMPL, top_git, NULL, NULL },
+    { "ignoreViolations", KEY_IMPL, top_ignore_violations, NULL, NULL },
+    { "credentials", KEY_UNSUPPORTED, NULL, "credential masking", "{}" },
+    { "enableWeakerNestedSandbox", KEY_UNSUPPORTED, NULL,
+      "cordon does not weaken /proc or user-namespace isolation", "false" },
+    { "limits", KEY_UNSUPPORTED, NULL, "resource limits", "{}" },
+    { "environment", KEY_UNSUPPORTED, NULL, "environment filtering", "{}" },
+    { "enableWeakerNetworkIsolation", KEY_IGNORED, NULL, "macOS-only srt key", NULL },
+    { "allowAppleEvents", KEY_IGNORED, NULL, "macOS-only srt key", NULL },
+    { "allowPty", KEY_IGNORED, NULL, "macOS-only srt key", NULL },
+    { "windows", KEY_IGNORED, NULL, "Windows-only srt key", NULL },
+    { "ripgrep", KEY_IGNORED, NULL, "srt plumbing; cordon does not use ripgrep", NULL },
+    { "seccomp", KEY_IGNORED, NULL, "srt plumbing; cordon builds its own seccomp filter", NULL },
+    { "bwrapPath", KEY_IGNORED, NULL, "srt plumbing; cordon does not use bubblewrap", NULL },
+    { "socatPath", KEY_IGNORED, NULL, "srt plumbing; cordon does not use socat", NULL },
+    { "javaAgentJarPath", KEY_IGNORED, NULL, "srt plumbing; cordon sets JVM proxy properties", NULL },
+};
+
+/* ---- entry points -------------------------------------------------------- */
+
+static int policy_new(const struct cordon_load_opts *opts, struct cordon_policy **out,
+                      struct cordon_error *err)
+{
+    struct cordon_policy *p = calloc(1, sizeof(*p));
+    if (!p)
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    p->mandatory_deny_search_depth = 3;
+
+    const char *home = opts && opts->home ? opts->home : getenv("HOME");
+    if (!home || home[0] != '/') {
+        struct passwd *pw = getpwuid(getuid());
+        home = pw && pw->pw_dir ? pw->pw_dir : NULL;
+    }
+    if (home) {
+        p->home = strdup(home);
+        if (!p->home)
+            goto nomem;
+        cordon_path_normalize(p->home);
+    }
+    if (opts && opts->cwd) {
+        p->cwd = strdup(opts->cwd);
+    } else {
+        p->cwd = getcwd(NULL, 0);
+        if (!p->cwd) {
+            int e = errno;
+            cordon_policy_free(p);
+            return cordon_err_sys(err, e, "cannot determine the working directory");
+        }
+    }
+    if (!p->cwd)
+        goto nomem;
+    cordon_path_normalize(p->cwd);
+    *out = p;
+    return 0;
+nomem:
+    cordon_policy_free(p);
+    return cordon_err_set(err, ENOMEM, "out of memory");
+}
+
+static int load_json(json_t *root, const char *name, const struct cordon_load_opts *opts,
+                     enum cordon_policy_source source, cordon_policy **out,
+                     struct cordon_error *err)
+{
+    struct cordon_policy *p = NULL;
+    int r = policy_new(opts, &p, err);
+    if (r < 0 || !p)
+        return r < 0 ? r : -ENOMEM;
+    p->source = source;
+    if (source == CORDON_SOURCE_FILE) {
+        p->source_path = strdup(name);
+        if (!p->source_path) {
+            cordon_policy_free(p);
+            return cordon_err_set(err, ENOMEM, "out of memory");
+        }
+    }
+    struct ctx c = { .name = name, .p = p, .err = err };
+    if (!json_is_object(root)) {
+        r = fail(&c, EINVAL, "the settings must be a JSON object, got %s", type_name(root));
+    } else {
+        r = walk_object(&c, root, top_keys, ARRAY_SIZE(top_keys));
+    }
+    if (r < 0) {
+        cordon_policy_free(p);
+        return r;
+    }
+    *out = p;
+    return 0;
+}
+
+static int parse_text(const char *buf, size_t len, const char *name,
+                      const struct cordon_load_opts *opts, enum cordon_policy_source source,
+                      cordon_policy **out, struct cordon_error *err)
+{
+    size_t i = 0;
+    while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r'))
+        i++;
+    if (i == len)
+        return cordon_err_set(err, EINVAL, "%s: the file is empty (refusing to run with the "
+                                           "embedded defaults instead)", name);
+    json_error_t jerr;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return cordon_err_set(err, EINVAL, "%s:%d:%d: invalid JSON: %s", name, jerr.line,
+                              jerr.column, jerr.text);
+    int r = load_json(root, name, opts, source, out, err);
+    json_decref(root);
+    return r;
+}
+
+int cordon_policy_load_string(const char *json, const char *name,
+                              const struct cordon_load_opts *opts, cordon_policy **out,
+                              struct cordon_error *err)
+{
+    return parse_text(json, strlen(json), name ? name : "<settings>", opts,
+                      CORDON_SOURCE_FILE, out, err);
+}
+
+int cordon_policy_load_default(const struct cordon_load_opts *opts, cordon_policy **out,
+                               struct cordon_error *err)
+{
+    return parse_text(cordon_default_settings, strlen(cordon_default_settings),
+                      "<embedded default>", opts, CORDON_SOURCE_EMBEDDED, out, err);
+}
+
+/* Read a whole settings file, once, into memory (so a file changing while it
+ * is read cannot give us a mix of two versions beyond what read(2) gives). */
+static int read_file(const char *path, char **buf, size_t *len, struct cordon_error *err)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return cordon_err_sys(err, errno, "%s: cannot open settings", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return cordon_err_sys(err, errno, "%s: cannot stat settings", path);
+    if (S_ISDIR(st.st_mode))
+        return cordon_err_set(err, EISDIR, "%s: is a directory, not a settings file", path);
+    size_t cap = 4096, n = 0;
+    _cleanup_free_ char *b = malloc(cap);
+    if (!b)
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    for (;;) {
+        if (n == cap) {
+            if (cap >= SETTINGS_MAX_BYTES)
+                return cordon_err_set(err, EFBIG, "%s: larger than %u bytes", path,
+                                      SETTINGS_MAX_BYTES);
+            cap *= 2;
+            char *nb = realloc(b, cap);
+            if (!nb)
+                return cordon_err_set(err, ENOMEM, "out of memory");
+            b = nb;
+        }
+        ssize_t k = read(fd, b + n, cap - n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return cordon_err_sys(err, errno, "%s: cannot read settings", path);
+        }
+        if (k == 0)
+            break;
+        n += (size_t)k;
+    }
+    *buf = TAKE_PTR(b);
+    *len = n;
+    return 0;
+}
+
+int cordon_policy_load_file(const char *path, const struct cordon_load_opts *opts,
+                            cordon_policy **out, struct cordon_error *err)
+{
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    int r = read_file(path, &buf, &len, err);
+    if (r < 0)
+        return r;
+    return parse_text(buf, len, path, opts, CORDON_SOURCE_FILE, out, err);
+}
+
+int cordon_policy_load_auto(const char *explicit_path, const struct cordon_load_opts *opts,
+                            cordon_policy **out, struct cordon_error *err)
+{
+    if (explicit_path)
+        return cordon_policy_load_file(explicit_path, opts, out, err);
+
+    const char *home = opts && opts->home ? opts->home : getenv("HOME");
+    if (!home || home[0] != '/') {
+        struct passwd *pw = getpwuid(getuid());
+        home = pw && pw->pw_dir ? pw->pw_dir : NULL;
+    }
+    char cand[2][PATH_MAX];
+    int ncand = 0;
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    if (xdg && xdg[0] == '/')
+        snprintf(cand[ncand++], PATH_MAX, "%s/cordon/settings.json", xdg);
+    else if (home)
+        snprintf(cand[ncand++], PATH_MAX, "%s/.config/cordon/settings.json", home);
+    if (home)
+        snprintf(cand[ncand++], PATH_MAX, "%s/.srt-settings.json", home);
+
+    for (int i = 0; i < ncand; i++) {
+        /* Only absence selects the next candidate: a file that exists but
+         * cannot be read is an error, never a silent fallback. */
+        struct stat st;
+        if (lstat(cand[i], &st) < 0) {
+            if (errno == ENOENT || errno == ENOTDIR)
+                continue;
+            return cordon_err_sys(err, errno, "%s: cannot stat settings", cand[i]);
+        }
+        return cordon_policy_load_file(cand[i], opts, out, err);
+    }
+    return cordon_policy_load_default(opts, out, err);
+}
+
+int cordon_policy_add_path(cordon_policy *p, enum cordon_path_list list, const char *path,
+                           struct cordon_error *err)
+{
+    struct cordon_pathlist *l;
+    const char *flag;
+    switch (list) {
+    case CORDON_DENY_READ: l = &p->fs.deny_read; flag = "--deny-read"; break;
+    case CORDON_ALLOW_READ: l = &p->fs.allow_read; flag = "--allow-read"; break;
+    case CORDON_ALLOW_WRITE: l = &p->fs.allow_write; flag = "--allow-write"; break;
+    case CORDON_DENY_WRITE: l = &p->fs.deny_write; flag = "--deny-write"; break;
+    default: return cordon_err_set(err, EINVAL, "unknown path list");
+    }
+    json_t *e = json_string(path);
+    if (!e)
+        return cordon_err_set(err, EINVAL, "%s: not a valid UTF-8 path", flag);
+    struct ctx c = { .name = flag, .p = p, .err = err };
+    int r = parse_path_entry(&c, e, l);
+    json_decref(e);
+    return r;
+}
+
+enum cordon_policy_source cordon_policy_source(const cordon_policy *p, const char **path)
+{
+    if (path)
+        *path = p->source_path;
+    return p->source;
+}
+
+void cordon_policy_free(cordon_policy *p)
+{
+    if (!p)
+        return;
+    cordon_pathlist_clear(&p->fs.deny_read);
+    cordon_pathlist_clear(&p->fs.allow_read);
+    cordon_pathlist_clear(&p->fs.allow_write);
+    cordon_pathlist_clear(&p->fs.deny_write);
+    cordon_strlist_clear(&p->net.allowed_domains);
+    cordon_strlist_clear(&p->net.denied_domains);
+    json_decref(p->net.denied_domain_reasons);
+    cordon_strlist_clear(&p->git_safe_directories);
+    json_decref(p->ignore_violations);
+    cordon_strlist_clear(&p->notes);
+    free(p->source_path);
+    free(p->home);
+    free(p->cwd);
+    free(p);
+}
+
+/* ---- effective policy as JSON -------------------------------------------- */
+
+static json_t *paths_json(const struct cordon_pathlist *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < l->n; i++) {
+        json_t *e = l->v[i].literal
+                        ? json_pack("{s:s, s:b}", "path", l->v[i].path, "literal", 1)
+                        : json_string(l->v[i].path);
+        if (!e || json_array_append_new(a, e) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+static json_t *strings_json(const struct cordon_strlist *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < l->n; i++) {
+        if (json_array_append_new(a, json_string(l->v[i])) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+char *cordon_policy_to_json(const cordon_policy *p)
+{
+    json_t *net = json_pack("{s:o, s:o, s:b, s:b, s:b}",
+                            "allowedDomains", strings_json(&p->net.allowed_domains),
+                            "deniedDomains", strings_json(&p->net.denied_domains),
+                            "strictAllowlist", p->net.strict_allowlist,
+                            "allowAllUnixSockets", p->net.allow_all_unix_sockets,
+                            "allowLocalBinding", p->net.allow_local_binding);
+    if (net && p->net.denied_domain_reasons)
+        json_object_set(net, "deniedDomainReasons", p->net.denied_domain_reasons);
+    json_t *fs = json_pack("{s:b, s:o, s:o, s:o, s:o, s:b}",
+                           "disabled", p->fs.disabled,
+                           "denyRead", paths_json(&p->fs.deny_read),
+                           "allowRead", paths_json(&p->fs.allow_read),
+                           "allowWrite", paths_json(&p->fs.allow_write),
+                           "denyWrite", paths_json(&p->fs.deny_write),
+                           "allowGitConfig", p->fs.allow_git_config);
+    json_t *git = json_pack("{s:o}", "safeDirectories", strings_json(&p->git_safe_directories));
+    json_t *root = json_pack("{s:o*, s:o*, s:b, s:i, s:o*}",
+                             "network", net, "filesystem", fs,
+                             "allowNestedUserNamespaces", p->allow_nested_userns,
+                             "mandatoryDenySearchDepth", p->mandatory_deny_search_depth,
+                             "git", git);
+    if (!root || !net || !fs || !git) {
+        json_decref(root);
+        return NULL;
+    }
+    if (p->ignore_violations)
+        json_object_set(root, "ignoreViolations", p->ignore_violations);
+    char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return s;
+}

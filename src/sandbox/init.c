@@ -1,0 +1,388 @@
+/* init.c: the sandbox's PID 1 and the command it starts.
+ *
+ * Owns: init's lifecycle (wait for the id maps, build the view, bring up lo,
+ * start the command, forward signals, reap orphans, report the command's
+ * status) and the command's last steps before exec.
+ * Invariants:
+ *  - runs in the cloned child: no allocation; the plan was computed before
+ *    clone(2); every failure is reported to the supervisor and ends in
+ *    _exit(125) before the command is executed, never after;
+ *  - init dies with the supervisor (PR_SET_PDEATHSIG, checked against a race
+ *    by waiting for MSG_GO), and the pid namespace dies with init;
+ *  - init is not dumpable before the command runs, so the command cannot open
+ *    /proc/1/{root,cwd,fd,mem} (ptrace access mode checks, proc(5));
+ *  - the command runs in a nested user and mount namespace (the mounts it sees
+ *    are locked), in a new session (no controlling terminal to inject
+ *    keystrokes into), with no capabilities in any set, no_new_privs, and
+ *    only fds 0, 1 and 2.
+ */
+#include "sandbox.h"
+#include "mountview.h"
+#include "core/cleanup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Signals init relays to the command. Terminal-generated ones go to the
+ * command's process group, as a terminal would deliver them; the others go
+ * to the command itself (as docker and tini do). */
+static const int fwd_group[] = { SIGINT, SIGQUIT, SIGHUP, SIGWINCH };
+static const int fwd_pid[] = { SIGTERM, SIGUSR1, SIGUSR2 };
+
+static struct sync_msg g_msg; /* static: no allocation, no large stack frame */
+
+static void send_msg(int fd, uint32_t type, int32_t code)
+{
+    g_msg.type = type;
+    g_msg.code = code;
+    (void)send(fd, &g_msg, sizeof(g_msg), MSG_NOSIGNAL);
+}
+
+__attribute__((noreturn, format(printf, 3, 4))) static void init_fail(int sync_fd, int code,
+                                                                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(g_msg.text, sizeof(g_msg.text), fmt, ap);
+    va_end(ap);
+    if (code && n >= 0 && (size_t)n < sizeof(g_msg.text))
+        snprintf(g_msg.text + n, sizeof(g_msg.text) - (size_t)n, ": %s", strerror(code));
+    send_msg(sync_fd, MSG_ERROR, code ? code : EINVAL);
+    _exit(CORDON_EXIT_FAILURE);
+}
+
+static int write_file(const char *path, const char *s)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t n = strlen(s);
+    ssize_t w = write(fd, s, n);
+    int e = errno;
+    close(fd);
+    if (w != (ssize_t)n) {
+        errno = w < 0 ? e : EIO;
+        return -1;
+    }
+    return 0;
+}
+
+static int loopback_up(void)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -1;
+    struct ifreq ifr = { 0 };
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    int r = ioctl(s, SIOCGIFFLAGS, &ifr);
+    if (r == 0) {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        r = ioctl(s, SIOCSIFFLAGS, &ifr);
+    }
+    int e = errno;
+    close(s);
+    errno = e;
+    return r;
+}
+
+/* ---- the command --------------------------------------------------------- */
+
+static int drop_capabilities(void)
+{
+    for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+            return -1;
+    /* Root gets no capabilities back on exec, and nothing can undo that. */
+    unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                         SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+                         SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) < 0)
+        return -1;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+        return -1;
+    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct data[2] = { 0 };
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
+static const char *env_get(char *const *envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (; *envp; envp++)
+        if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+            return *envp + n + 1;
+    return NULL;
+}
+
+static void try_exec(const struct sandbox_plan *plan, const char *path)
+{
+    char **argv = plan->argv + 1;
+    execve(path, argv, plan->envp);
+    if (errno == ENOEXEC) {
+        /* A script without "#!": run it with /bin/sh, as execvp(3) does. */
+        plan->argv[1] = (char *)path;
+        execve("/bin/sh", plan->argv, plan->envp);
+        errno = ENOEXEC;
+    }
+}
+
+__attribute__((noreturn)) static void exec_command(const struct sandbox_plan *plan)
+{
+    const char *file = plan->argv[1];
+    int saved = ENOENT;
+    bool eacces = false;
+
+    if (strchr(file, '/')) {
+        try_exec(plan, file);
+        saved = errno;
+    } else {
+        const char *path = env_get(plan->envp, "PATH");
+        if (!path)
+            path = "/usr/local/bin:/usr/bin:/bin";
+        char buf[4096];
+        const char *p = path;
+        for (;;) {
+            const char *end = strchr(p, ':');
+            size_t len = end ? (size_t)(end - p) : strlen(p);
+            int n = len == 0 ? snprintf(buf, sizeof(buf), "%s", file)
+                             : snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, p, file);
+            if (n > 0 && (size_t)n < sizeof(buf)) {
+                try_exec(plan, buf);
+                switch (errno) {
+                case EACCES:
+                    eacces = true;
+                    break;
+                case ENOENT:
+                case ENOTDIR:
+                case ESTALE:
+                case ENODEV:
+                case ETIMEDOUT:
+                    break;
+                default:
+                    saved = errno;
+                    goto out;
+                }
+            }
+            if (!end)
+                break;
+            p = end + 1;
+        }
+        if (eacces)
+            saved = EACCES;
+    }
+out:;
+    /* As a shell: 127 when not found, 126 when found but not runnable. */
+    char msg[512];
+    int n;
+    if (saved == ENOENT && !strchr(file, '/'))
+        n = snprintf(msg, sizeof(msg), "cordon: %s: command not found\n", file);
+    else
+        n = snprintf(msg, sizeof(msg), "cordon: %s: %s\n", file, strerror(saved));
+    if (n > 0)
+        (void)!write(STDERR_FILENO, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+    _exit(saved == ENOENT ? 127 : 126);
+}
+
+/* Report a setup failure of the command child to init over errfd. */
+__attribute__((noreturn)) static void child_fail(int errfd, const char *what)
+{
+    int e = errno;
+    char msg[256];
+    int n = snprintf(msg, sizeof(msg), "%s: %s", what, strerror(e));
+    if (n > 0)
+        (void)!write(errfd, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+    _exit(CORDON_EXIT_FAILURE);
+}
+
+__attribute__((noreturn)) static void command_main(const struct sandbox_plan *plan, int gofd,
+                                                   int errfd)
+{
+    char c;
+    if (read(gofd, &c, 1) != 1)
+        _exit(CORDON_EXIT_FAILURE); /* init gave up */
+    close(gofd);
+
+    if (setsid() < 0)
+        child_fail(errfd, "setsid");
+    /* Only 0, 1, 2 and the error pipe (close-on-exec) survive. */
+    if (errfd > 3 && close_range(3, (unsigned)errfd - 1, 0) < 0)
+        child_fail(errfd, "close_range");
+    if (close_range((unsigned)errfd + 1, ~0U, 0) < 0)
+        child_fail(errfd, "close_range");
+    if (drop_capabilities() < 0)
+        child_fail(errfd, "dropping capabilities");
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        child_fail(errfd, "no_new_privs");
+    if (chdir(plan->cwd) < 0)
+        child_fail(errfd, "entering the working directory");
+    umask(plan->umask);
+    if (sigprocmask(SIG_SETMASK, &plan->sigmask, NULL) < 0)
+        child_fail(errfd, "restoring the signal mask");
+    exec_command(plan);
+}
+
+/* Start the command in a nested user and mount namespace and map the same ids
+ * into it. Returns its pid; on failure reports and exits. */
+static pid_t spawn_command(const struct sandbox_plan *plan, int sync_fd)
+{
+    int errp[2], gop[2];
+    if (pipe2(errp, O_CLOEXEC) < 0 || pipe2(gop, O_CLOEXEC) < 0)
+        init_fail(sync_fd, errno, "pipe");
+    pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);
+    if (pid < 0)
+        init_fail(sync_fd, errno, "cannot create the command's nested user namespace");
+    if (pid == 0) {
+        close(errp[0]);
+        close(gop[1]);
+        close(sync_fd);
+        command_main(plan, gop[0], errp[1]);
+    }
+    close(errp[1]);
+    close(gop[0]);
+
+    char path[64], map[64];
+    snprintf(path, sizeof(path), "/proc/%d/setgroups", pid);
+    if (write_file(path, "deny") < 0)
+        goto mapfail;
+    snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
+    snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)plan->uid, (unsigned)plan->uid);
+    if (write_file(path, map) < 0)
+        goto mapfail;
+    snprintf(path, sizeof(path), "/proc/%d/gid_map", pid);
+    snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)plan->gid, (unsigned)plan->gid);
+    if (write_file(path, map) < 0)
+        goto mapfail;
+    /* Only now: /proc/<pid> of a non-dumpable process's child is owned by
+     * root, so the maps above could not be written after this. The command
+     * waits for "g", so it never runs while init is still dumpable. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        goto mapfail;
+    if (write(gop[1], "g", 1) != 1)
+        goto mapfail;
+    close(gop[1]);
+
+    /* EOF means exec succeeded (the pipe is close-on-exec) or the child died
+     * before reporting: the latter shows up as its exit status. */
+    ssize_t n;
+    do {
+        n = read(errp[0], g_msg.text, sizeof(g_msg.text) - 1);
+    } while (n < 0 && errno == EINTR);
+    close(errp[0]);
+    if (n > 0) {
+        g_msg.text[n] = '\0';
+        kill(pid, SIGKILL);
+        send_msg(sync_fd, MSG_ERROR, EPERM);
+        _exit(CORDON_EXIT_FAILURE);
+    }
+    return pid;
+
+mapfail:;
+    int e = errno;
+    kill(pid, SIGKILL);
+    init_fail(sync_fd, e, "cannot map ids into the command's user namespace");
+}
+
+__attribute__((noreturn)) void sandbox_init_main(const struct sandbox_plan *plan, int sync_fd)
+{
+    /* Die with the supervisor. If it died before this line, MSG_GO never
+     * comes and recv() sees EOF. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        _exit(CORDON_EXIT_FAILURE);
+    /* Nothing the caller left open reaches the sandbox. */
+    if (sync_fd > 3 && close_range(3, (unsigned)sync_fd - 1, 0) < 0)
+        _exit(CORDON_EXIT_FAILURE);
+    if (close_range((unsigned)sync_fd + 1, ~0U, 0) < 0)
+        _exit(CORDON_EXIT_FAILURE);
+
+    struct sync_msg go;
+    ssize_t n;
+    do {
+        n = recv(sync_fd, &go, sizeof(go), 0);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof(go) || go.type != MSG_GO)
+        _exit(CORDON_EXIT_FAILURE);
+
+    umask(0);
+    if (mountview_build(plan, plan->scratch, g_msg.text, sizeof(g_msg.text)) < 0) {
+        send_msg(sync_fd, MSG_ERROR, EPERM);
+        _exit(CORDON_EXIT_FAILURE);
+    }
+    if (chdir(plan->cwd) < 0)
+        init_fail(sync_fd, errno, "the working directory %s is not visible in the sandbox "
+                                  "(is it under a denyRead path?)", plan->cwd);
+    if (loopback_up() < 0)
+        init_fail(sync_fd, errno, "cannot bring up the loopback interface");
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    for (size_t i = 0; i < ARRAY_SIZE(fwd_group); i++)
+        sigaddset(&set, fwd_group[i]);
+    for (size_t i = 0; i < ARRAY_SIZE(fwd_pid); i++)
+        sigaddset(&set, fwd_pid[i]);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+        init_fail(sync_fd, errno, "sigprocmask");
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (sfd < 0)
+        init_fail(sync_fd, errno, "signalfd");
+
+    pid_t cmd = spawn_command(plan, sync_fd);
+
+    for (;;) {
+        struct pollfd pfd[2] = {
+            { .fd = sfd, .events = POLLIN },
+            { .fd = sync_fd, .events = POLLIN },
+        };
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            kill(-1, SIGKILL);
+            _exit(CORDON_EXIT_FAILURE);
+        }
+        if (pfd[1].revents) {
+            /* The supervisor never sends after MSG_GO; readable means it is
+             * gone. Dying takes the whole pid namespace with us. */
+            _exit(CORDON_EXIT_FAILURE);
+        }
+        if (!(pfd[0].revents & POLLIN))
+            continue;
+        struct signalfd_siginfo si;
+        if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+            continue;
+        if (si.ssi_signo != SIGCHLD) {
+            bool group = false;
+            for (size_t i = 0; i < ARRAY_SIZE(fwd_group); i++)
+                group |= (int)si.ssi_signo == fwd_group[i];
+            if (kill(group ? -cmd : cmd, (int)si.ssi_signo) < 0 && group)
+                kill(cmd, (int)si.ssi_signo);
+            continue;
+        }
+        for (;;) {
+            int st;
+            pid_t p = waitpid(-1, &st, WNOHANG);
+            if (p <= 0)
+                break;
+            if (p == cmd) {
+                send_msg(sync_fd, MSG_EXIT, st);
+                _exit(0);
+            }
+        }
+    }
+}

@@ -1,0 +1,578 @@
+/* plan.c: settings -> an ordered list of mounts (struct sandbox_plan).
+ *
+ * Owns: the semantics of the four filesystem lists (srt-compat.md 1.2, 3.3),
+ * computed once, before clone(2), so that the sandbox's init only executes.
+ *
+ * Rules, for a path X, with "rule at P" meaning a list entry whose resolved
+ * path P is X or an ancestor of X:
+ *  - visible(X): the longest rule among denyRead (deny) and allowRead,
+ *    allowWrite (allow) decides; at equal length allow wins (srt); no rule
+ *    means visible;
+ *  - writable(X): some allowWrite rule at an ancestor-or-self and no denyWrite
+ *    rule at an ancestor-or-self ("denyWrite wins even at an ancestor").
+ * The state only changes at rule paths, so one mount per rule path whose state
+ * differs from the content it sits in is enough. Paths are resolved with
+ * realpath(3) here and re-checked (dev, inode, no symlinks) by init.
+ *
+ * The host's /tmp is replaced by a private tmpfs unless /tmp itself is a
+ * write root; the working directory and visible rule paths below it are bound
+ * through. /dev and /proc are always fresh; rules under them are dropped.
+ */
+#include "sandbox.h"
+#include "core/cleanup.h"
+#include "core/err.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum {
+    F_DENY_READ = 1u << 0,
+    F_ALLOW_READ = 1u << 1,
+    F_ALLOW_WRITE = 1u << 2,
+    F_DENY_WRITE = 1u << 3,
+    F_KEEP = 1u << 4,  /* bind through into a synthetic parent (cwd under /tmp) */
+    F_TMP = 1u << 5,   /* the private /tmp */
+    F_DEV = 1u << 6,
+    F_PROC = 1u << 7,
+};
+
+struct node {
+    char *path;
+    unsigned flags;
+    bool is_dir;
+    dev_t dev;
+    ino_t ino;
+};
+
+struct nodes {
+    struct node *v;
+    size_t n, cap;
+};
+
+/* Hard cap on mounts in one view; each costs a few hundred bytes of kernel
+ * memory, and /proc/sys/fs/mount-max is 100000 by default. */
+#define PLAN_MAX_OPS 20000
+
+static void plog(cordon_log_fn log, void *ud, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void plog(cordon_log_fn log, void *ud, const char *fmt, ...)
+{
+    if (!log)
+        return;
+    char line[PATH_MAX + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    log(ud, CORDON_LOG_DEBUG, line);
+}
+
+static int nodes_add(struct nodes *ns, const char *path, unsigned flags, const struct stat *st)
+{
+    for (size_t i = 0; i < ns->n; i++) {
+        if (strcmp(ns->v[i].path, path) == 0) {
+            ns->v[i].flags |= flags;
+            return 0;
+        }
+    }
+    if (ns->n == ns->cap) {
+        size_t cap = ns->cap ? ns->cap * 2 : 32;
+        struct node *v = realloc(ns->v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        ns->v = v;
+        ns->cap = cap;
+    }
+    char *d = strdup(path);
+    if (!d)
+        return -ENOMEM;
+    ns->v[ns->n++] = (struct node){
+        .path = d,
+        .flags = flags,
+        .is_dir = st ? S_ISDIR(st->st_mode) : true,
+        .dev = st ? st->st_dev : 0,
+        .ino = st ? st->st_ino : 0,
+    };
+    return 0;
+}
+
+static int cmp_nodes(const void *a, const void *b)
+{
+    /* Plain byte order puts every ancestor before its descendants, because an
+     * ancestor is a prefix of them. */
+    return strcmp(((const struct node *)a)->path, ((const struct node *)b)->path);
+}
+
+static bool under_fresh_fs(const char *p)
+{
+    return cordon_path_is_prefix("/proc", p) || cordon_path_is_prefix("/dev", p);
+}
+
+static const char *list_name(unsigned flag)
+{
+    switch (flag) {
+    case F_DENY_READ: return "denyRead";
+    case F_ALLOW_READ: return "allowRead";
+    case F_ALLOW_WRITE: return "allowWrite";
+    case F_DENY_WRITE: return "denyWrite";
+    default: return "rule";
+    }
+}
+
+/* Resolve one list entry and add it as a node. Entries that do not exist are
+ * skipped (nothing to hide or expose yet); entries the invoking user cannot
+ * inspect are skipped too, because the command runs as that user and cannot
+ * reach them either. */
+static int add_rule(struct nodes *ns, const struct cordon_pathrule *r, unsigned flag,
+                    cordon_log_fn log, void *ud, struct cordon_error *err)
+{
+    char real[PATH_MAX];
+    if (!realpath(r->path, real)) {
+        int e = errno;
+        if (e == ENOENT || e == ENOTDIR || e == EACCES || e == ELOOP) {
+            plog(log, ud, "%s %s: %s (%s); nothing to do", list_name(flag), r->as_written,
+                 r->path, strerror(e));
+            return 0;
+        }
+        return cordon_err_sys(err, e, "%s %s: cannot resolve %s", list_name(flag),
+                              r->as_written, r->path);
+    }
+    if (under_fresh_fs(real)) {
+        plog(log, ud, "%s %s: %s is under the sandbox's own /proc or /dev; ignored",
+             list_name(flag), r->as_written, real);
+        return 0;
+    }
+    struct stat st;
+    if (stat(real, &st) < 0) {
+        plog(log, ud, "%s %s: %s: %s; nothing to do", list_name(flag), r->as_written, real,
+             strerror(errno));
+        return 0;
+    }
+    if (strcmp(real, r->path) != 0)
+        plog(log, ud, "%s %s: resolves to %s", list_name(flag), r->as_written, real);
+    if (nodes_add(ns, real, flag, &st) < 0)
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    return 0;
+}
+
+static int add_list(struct nodes *ns, const struct cordon_pathlist *l, unsigned flag,
+                    cordon_log_fn log, void *ud, struct cordon_error *err)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        int r = add_rule(ns, &l->v[i], flag, log, ud, err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* srt's implicit write paths that matter on Linux (srt-compat.md 1.2): npm's
+ * log directory and Claude Code's debug directory, when they exist and no
+ * denyRead covers them. /tmp and /dev are provided fresh. */
+static int add_implicit_writes(struct nodes *ns, const cordon_policy *p, cordon_log_fn log,
+                               void *ud, struct cordon_error *err)
+{
+    static const char *const rel[] = { ".npm/_logs", ".claude/debug" };
+    if (!p->home)
+        return 0;
+    for (size_t i = 0; i < ARRAY_SIZE(rel); i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", p->home, rel[i]);
+        bool covered = false;
+        for (size_t j = 0; j < p->fs.deny_read.n; j++)
+            covered |= cordon_path_is_prefix(p->fs.deny_read.v[j].path, path);
+        if (covered)
+            continue;
+        struct cordon_pathrule r = { .path = path, .as_written = path };
+        char real[PATH_MAX];
+        if (!realpath(path, real))
+            continue;
+        plog(log, ud, "implicit write path %s", path);
+        int e = add_rule(ns, &r, F_ALLOW_WRITE, log, ud, err);
+        if (e < 0)
+            return e;
+    }
+    return 0;
+}
+
+struct state {
+    bool vis, aw, dw;
+};
+
+static bool state_wr(struct state s)
+{
+    return s.vis && s.aw && !s.dw;
+}
+
+static int plan_keep(struct sandbox_plan *plan, char *s)
+{
+    char **v = realloc(plan->paths, (plan->npaths + 1) * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    plan->paths = v;
+    plan->paths[plan->npaths++] = s;
+    return 0;
+}
+
+static int emit(struct sandbox_plan *plan, size_t *cap, struct mount_op op)
+{
+    if (plan->nops >= PLAN_MAX_OPS)
+        return -E2BIG;
+    if (plan->nops == *cap) {
+        size_t nc = *cap ? *cap * 2 : 32;
+        struct mount_op *v = realloc(plan->ops, nc * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        plan->ops = v;
+        *cap = nc;
+    }
+    plan->ops[plan->nops++] = op;
+    return 0;
+}
+
+static bool op_synthetic(const struct mount_op *op)
+{
+    return op->kind == OP_ROOT_MASK || op->kind == OP_MASK_DIR || op->kind == OP_TMPFS ||
+           op->kind == OP_DEV || op->kind == OP_PROC;
+}
+
+static const char *op_name(enum op_kind k)
+{
+    switch (k) {
+    case OP_ROOT_RO: return "root, read-only";
+    case OP_ROOT_RW: return "root, writable";
+    case OP_ROOT_MASK: return "root hidden (empty)";
+    case OP_BIND_RO: return "read-only";
+    case OP_BIND_RW: return "writable";
+    case OP_MASK_DIR: return "hidden directory (empty, mode 000)";
+    case OP_MASK_FILE: return "hidden file (mode 000)";
+    case OP_TMPFS: return "private tmpfs";
+    case OP_DEV: return "fresh /dev";
+    case OP_PROC: return "fresh /proc";
+    }
+    return "?";
+}
+
+static int build_ops(struct sandbox_plan *plan, struct nodes *ns, bool disabled,
+                     cordon_log_fn log, void *ud, struct cordon_error *err)
+{
+    size_t cap = 0;
+    struct state root = { .vis = true };
+    size_t first = 0;
+    if (ns->n > 0 && strcmp(ns->v[0].path, "/") == 0) {
+        unsigned f = ns->v[0].flags;
+        if (f & (F_ALLOW_READ | F_ALLOW_WRITE))
+            root.vis = true;
+        else if (f & F_DENY_READ)
+            root.vis = false;
+        root.aw = f & F_ALLOW_WRITE;
+        root.dw = f & F_DENY_WRITE;
+        first = 1;
+    }
+    struct mount_op rop = { .path = "/", .parent = -1, .is_dir = true };
+    if (disabled)
+        rop.kind = OP_ROOT_RW;
+    else if (!root.vis)
+        rop.kind = OP_ROOT_MASK;
+    else
+        rop.kind = state_wr(root) ? OP_ROOT_RW : OP_ROOT_RO;
+    int r = emit(plan, &cap, rop);
+    if (r < 0)
+        return cordon_err_set(err, -r, "out of memory");
+
+    /* Stacks of ancestors: rule nodes (for inherited state) and emitted ops
+     * (for the content a mount point lives in). */
+    _cleanup_free_ size_t *nstack = calloc(ns->n + 1, sizeof(size_t));
+    _cleanup_free_ struct state *sstack = calloc(ns->n + 1, sizeof(struct state));
+    _cleanup_free_ int *ostack = calloc(ns->n + 2, sizeof(int));
+    if (!nstack || !sstack || !ostack)
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    size_t nsp = 0, osp = 0;
+    ostack[osp++] = 0;
+
+    for (size_t i = first; i < ns->n; i++) {
+        struct node *n = &ns->v[i];
+        while (nsp > 0 && !cordon_path_is_prefix(ns->v[nstack[nsp - 1]].path, n->path))
+            nsp--;
+        struct state parent = nsp > 0 ? sstack[nsp - 1] : root;
+        struct state s = parent;
+        if (n->flags & (F_ALLOW_READ | F_ALLOW_WRITE | F_KEEP))
+            s.vis = true;
+        else if (n->flags & F_DENY_READ)
+            s.vis = false;
+        if (n->flags & F_TMP)
+            s.vis = false; /* the host's /tmp content is hidden below it */
+        s.aw |= !!(n->flags & F_ALLOW_WRITE);
+        s.dw |= !!(n->flags & F_DENY_WRITE);
+        nstack[nsp] = i;
+        sstack[nsp] = s;
+        nsp++;
+
+        while (osp > 1 && !cordon_path_is_prefix(plan->ops[ostack[osp - 1]].path, n->path))
+            osp--;
+        int pidx = ostack[osp - 1];
+        const struct mount_op *pop = &plan->ops[pidx];
+        bool synth = op_synthetic(pop);
+        struct mount_op op = {
+            .path = n->path, .parent = pidx, .create = synth, .is_dir = n->is_dir,
+            .dev = n->dev, .ino = n->ino,
+        };
+
+        if (n->flags & (F_TMP | F_DEV | F_PROC)) {
+            op.kind = (n->flags & F_TMP) ? OP_TMPFS : (n->flags & F_DEV) ? OP_DEV : OP_PROC;
+            op.is_dir = true;
+        } else if (disabled) {
+            continue;
+        } else if (synth) {
+            if (!s.vis)
+                continue; /* already hidden by the synthetic content */
+            op.kind = state_wr(s) ? OP_BIND_RW : OP_BIND_RO;
+        } else {
+            bool pvis = pop->kind != OP_MASK_DIR && pop->kind != OP_MASK_FILE;
+            bool pwr = pop->kind == OP_ROOT_RW || pop->kind == OP_BIND_RW;
+            if (s.vis == pvis && state_wr(s) == pwr)
+                continue;
+            if (!s.vis)
+                op.kind = n->is_dir ? OP_MASK_DIR : OP_MASK_FILE;
+            else
+                op.kind = state_wr(s) ? OP_BIND_RW : OP_BIND_RO;
+        }
+        if (op.create && (plan->ops[pidx].kind == OP_MASK_DIR ||
+                          plan->ops[pidx].kind == OP_ROOT_MASK))
+            plan->ops[pidx].mode = 0111; /* traversable, not listable */
+        r = emit(plan, &cap, op);
+        if (r == -E2BIG)
+            return cordon_err_set(err, E2BIG, "the policy needs more than %d mounts",
+                                  PLAN_MAX_OPS);
+        if (r < 0)
+            return cordon_err_set(err, -r, "out of memory");
+        ostack[osp++] = (int)(plan->nops - 1);
+        pop = NULL;
+    }
+    for (size_t i = 0; i < plan->nops; i++)
+        plog(log, ud, "mount %s: %s%s", plan->ops[i].path, op_name(plan->ops[i].kind),
+             plan->ops[i].create ? " (mount point created in a tmpfs)" : "");
+    return 0;
+}
+
+/* Environment of the command: the caller's, plus what the sandbox promises. */
+static int build_env(struct sandbox_plan *plan, const cordon_policy *p, char *const *envp,
+                     bool private_tmp, struct cordon_error *err)
+{
+    size_t n = 0;
+    while (envp && envp[n])
+        n++;
+    size_t extra = 8 + 2 + 4 * p->git_safe_directories.n * 2;
+    char **out = calloc(n + extra + 1, sizeof(char *));
+    if (!out)
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    size_t k = 0;
+    bool have_git_count = p->git_safe_directories.n > 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = envp[i];
+        if (strncmp(e, "SANDBOX_RUNTIME=", 16) == 0)
+            continue;
+        if (private_tmp && strncmp(e, "TMPDIR=", 7) == 0)
+            continue;
+        if (have_git_count && (strncmp(e, "GIT_CONFIG_COUNT=", 17) == 0 ||
+                               strncmp(e, "GIT_CONFIG_KEY_", 15) == 0 ||
+                               strncmp(e, "GIT_CONFIG_VALUE_", 17) == 0))
+            continue;
+        out[k] = strdup(e);
+        if (!out[k++])
+            goto nomem;
+    }
+    out[k] = strdup("SANDBOX_RUNTIME=1");
+    if (!out[k++])
+        goto nomem;
+    if (private_tmp) {
+        out[k] = strdup("TMPDIR=/tmp");
+        if (!out[k++])
+            goto nomem;
+    }
+    if (have_git_count) {
+        /* srt's git.safeDirectories: both <dir> and "<dir>/" plus "*", collapsing to
+         * "*" past 8 entries (srt-compat.md 1.4). */
+        size_t nd = p->git_safe_directories.n;
+        size_t cnt = nd > 8 ? 1 : nd * 2;
+        if (asprintf(&out[k], "GIT_CONFIG_COUNT=%zu", cnt) < 0)
+            goto nomem;
+        k++;
+        for (size_t i = 0; i < cnt; i++) {
+            const char *d = nd > 8 ? "*" : p->git_safe_directories.v[i / 2];
+            if (asprintf(&out[k], "GIT_CONFIG_KEY_%zu=safe.directory", i) < 0)
+                goto nomem;
+            k++;
+            int w = nd > 8 || i % 2 == 0 ? asprintf(&out[k], "GIT_CONFIG_VALUE_%zu=%s", i, d)
+                                         : asprintf(&out[k], "GIT_CONFIG_VALUE_%zu=%s/*", i, d);
+            if (w < 0)
+                goto nomem;
+            k++;
+        }
+    }
+    out[k] = NULL;
+    plan->envp = out;
+    return 0;
+nomem:
+    out[k] = NULL;
+    cordon_strv_free(out);
+    return cordon_err_set(err, ENOMEM, "out of memory");
+}
+
+static bool is_real_dir(const char *p)
+{
+    struct stat st;
+    return lstat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *argv,
+                       char *const *envp, cordon_log_fn log, void *ud,
+                       struct sandbox_plan *plan, struct cordon_error *err)
+{
+    *plan = (struct sandbox_plan){ 0 };
+    struct nodes ns = { 0 };
+    int r;
+
+    plan->uid = geteuid();
+    plan->gid = getegid();
+    plan->allow_nested_userns = p->allow_nested_userns;
+
+    char realcwd[PATH_MAX];
+    if (!realpath(cwd, realcwd))
+        return cordon_err_sys(err, errno, "working directory %s", cwd);
+    plan->cwd = strdup(realcwd);
+    if (!plan->cwd)
+        return cordon_err_set(err, ENOMEM, "out of memory");
+
+    bool disabled = p->fs.disabled;
+    if (!disabled) {
+        if ((r = add_list(&ns, &p->fs.deny_read, F_DENY_READ, log, ud, err)) < 0 ||
+            (r = add_list(&ns, &p->fs.allow_read, F_ALLOW_READ, log, ud, err)) < 0 ||
+            (r = add_list(&ns, &p->fs.allow_write, F_ALLOW_WRITE, log, ud, err)) < 0 ||
+            (r = add_list(&ns, &p->fs.deny_write, F_DENY_WRITE, log, ud, err)) < 0 ||
+            (r = add_implicit_writes(&ns, p, log, ud, err)) < 0)
+            goto fail;
+    } else {
+        plog(log, ud, "filesystem.disabled: the host's / is writable; no filesystem rules");
+    }
+
+    /* Private /tmp, unless /tmp is a write root (an allowWrite at or above it
+     * and no denyWrite at or above it) or is not a plain directory. */
+    bool private_tmp = false;
+    if (!disabled && is_real_dir("/tmp")) {
+        bool aw = false, dw = false;
+        for (size_t i = 0; i < ns.n; i++) {
+            if (!cordon_path_is_prefix(ns.v[i].path, "/tmp"))
+                continue;
+            aw |= !!(ns.v[i].flags & F_ALLOW_WRITE);
+            dw |= !!(ns.v[i].flags & F_DENY_WRITE);
+        }
+        private_tmp = !(aw && !dw);
+        if (private_tmp) {
+            if (nodes_add(&ns, "/tmp", F_TMP, NULL) < 0)
+                goto nomem;
+            if (cordon_path_is_prefix("/tmp", realcwd) && strcmp(realcwd, "/tmp") != 0) {
+                struct stat st;
+                if (stat(realcwd, &st) == 0 && nodes_add(&ns, realcwd, F_KEEP, &st) < 0)
+                    goto nomem;
+            }
+        } else {
+            plog(log, ud, "/tmp is a write root: the host's /tmp is used");
+        }
+    }
+    if (!is_real_dir("/dev") || !is_real_dir("/proc")) {
+        r = cordon_err_set(err, ENOTDIR, "/dev and /proc must be directories on the host");
+        goto fail;
+    }
+    if (nodes_add(&ns, "/dev", F_DEV, NULL) < 0 || nodes_add(&ns, "/proc", F_PROC, NULL) < 0)
+        goto nomem;
+
+    qsort(ns.v, ns.n, sizeof(*ns.v), cmp_nodes);
+    r = build_ops(plan, &ns, disabled, log, ud, err);
+    /* The ops point into node paths: hand them to the plan. */
+    for (size_t i = 0; i < ns.n; i++) {
+        if (plan_keep(plan, ns.v[i].path) < 0) {
+            for (size_t j = i; j < ns.n; j++)
+                free(ns.v[j].path);
+            free(ns.v);
+            ns.v = NULL;
+            sandbox_plan_free(plan);
+            return cordon_err_set(err, ENOMEM, "out of memory");
+        }
+    }
+    free(ns.v);
+    ns = (struct nodes){ 0 };
+    if (r < 0) {
+        sandbox_plan_free(plan);
+        return r;
+    }
+
+    size_t argc = 0;
+    while (argv[argc])
+        argc++;
+    if (argc == 0) {
+        sandbox_plan_free(plan);
+        return cordon_err_set(err, EINVAL, "no command given");
+    }
+    /* Two spare slots: a script without #! runs as "/bin/sh path args" (ENOEXEC,
+     * as execvp does). */
+    plan->argv = calloc(argc + 3, sizeof(char *));
+    if (!plan->argv)
+        goto nomem_plan;
+    plan->argc = argc;
+    for (size_t i = 0; i < argc; i++) {
+        plan->argv[i + 1] = strdup(argv[i]);
+        if (!plan->argv[i + 1])
+            goto nomem_plan;
+    }
+    /* argv[0] is reserved for the ENOEXEC fallback; the command starts at 1. */
+    plan->argv[0] = strdup("/bin/sh");
+    if (!plan->argv[0])
+        goto nomem_plan;
+
+    plan->scratch = calloc(plan->nops, sizeof(int));
+    if (!plan->scratch)
+        goto nomem_plan;
+    r = build_env(plan, p, envp, private_tmp, err);
+    if (r < 0) {
+        sandbox_plan_free(plan);
+        return r;
+    }
+    return 0;
+
+nomem:
+    r = cordon_err_set(err, ENOMEM, "out of memory");
+fail:
+    for (size_t i = 0; i < ns.n; i++)
+        free(ns.v[i].path);
+    free(ns.v);
+    sandbox_plan_free(plan);
+    return r;
+nomem_plan:
+    sandbox_plan_free(plan);
+    return cordon_err_set(err, ENOMEM, "out of memory");
+}
+
+void sandbox_plan_free(struct sandbox_plan *plan)
+{
+    free(plan->ops);
+    free(plan->scratch);
+    for (size_t i = 0; i < plan->npaths; i++)
+        free(plan->paths[i]);
+    free(plan->paths);
+    free(plan->cwd);
+    if (plan->argv) {
+        for (size_t i = 0; i < plan->argc + 2; i++)
+            free(plan->argv[i]);
+        free(plan->argv);
+    }
+    cordon_strv_free(plan->envp);
+    *plan = (struct sandbox_plan){ 0 };
+}

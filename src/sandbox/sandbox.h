@@ -1,0 +1,88 @@
+/* sandbox.h: the mount plan and the sandbox process model.
+ *
+ * Owns: the plan the supervisor computes before clone(2) (so the sandbox's
+ * init never allocates), its execution inside the new namespaces, and the
+ * supervisor/init protocol.
+ *
+ * Model (shared/DESIGN.md): the supervisor clones init into new user, mount,
+ * pid, net, ipc, uts and cgroup namespaces. Init builds the mount view from
+ * file descriptors, stays PID 1, and clones the command into a nested user
+ * and mount namespace, which locks every mount of the view (mount_namespaces(7):
+ * mounts copied into a less privileged namespace are locked together).
+ */
+#ifndef CORDON_SANDBOX_H
+#define CORDON_SANDBOX_H
+
+#include "cordon.h"
+#include "policy/policy.h"
+
+#include <stdbool.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum op_kind {
+    OP_ROOT_RO,   /* recursive clone of the host's /, read-only */
+    OP_ROOT_RW,   /* recursive clone of the host's /, as writable as the host */
+    OP_ROOT_MASK, /* "/" itself is read-denied: an empty tmpfs root */
+    OP_BIND_RO,   /* recursive clone of a host path, read-only */
+    OP_BIND_RW,   /* recursive clone of a host path, writable (a write root) */
+    OP_MASK_DIR,  /* read-denied directory: empty read-only tmpfs, mode 000 or 111 */
+    OP_MASK_FILE, /* read-denied non-directory: an empty mode-000 file bound over it */
+    OP_TMPFS,     /* the private /tmp */
+    OP_DEV,       /* a fresh /dev */
+    OP_PROC,      /* /proc of the new pid namespace */
+};
+
+struct mount_op {
+    enum op_kind kind;
+    const char *path; /* absolute; the same path in the sandbox and on the host */
+    int parent;       /* index of the op whose content holds this mount point */
+    bool create;      /* the mount point is created inside the parent's tmpfs */
+    bool is_dir;      /* the mounted object is a directory */
+    mode_t mode;      /* OP_MASK_DIR and OP_ROOT_MASK: 0 or 0111 */
+    dev_t dev;        /* identity of the host object at plan time (binds) */
+    ino_t ino;
+};
+
+struct sandbox_plan {
+    struct mount_op *ops;
+    size_t nops;
+    char **paths;      /* owned strings the ops point into */
+    size_t npaths;
+    char *cwd;         /* working directory inside (host realpath) */
+    char **argv;       /* argv[0] is the command as given; two spare slots for ENOEXEC */
+    size_t argc;
+    char **envp;
+    uid_t uid;
+    gid_t gid;
+    mode_t umask;      /* the caller's, restored for the command */
+    sigset_t sigmask;  /* the caller's, restored for the command */
+    bool allow_nested_userns;
+    int *scratch;      /* nops ints for init (fds), allocated here */
+};
+
+/* Compute the plan for policy p. log may be NULL. */
+int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *argv,
+                       char *const *envp, cordon_log_fn log, void *log_ud,
+                       struct sandbox_plan *plan, struct cordon_error *err);
+void sandbox_plan_free(struct sandbox_plan *plan);
+
+/* Messages from init to the supervisor over the SOCK_SEQPACKET sync socket. */
+enum sync_msg_type {
+    MSG_GO = 1,     /* supervisor -> init: the id maps are written */
+    MSG_ERROR = 2,  /* init -> supervisor: setup failed; text says why */
+    MSG_EXIT = 3,   /* init -> supervisor: the command ended; status is its wait status */
+};
+
+struct sync_msg {
+    uint32_t type;
+    int32_t code;   /* MSG_ERROR: errno; MSG_EXIT: wait status */
+    char text[1024];
+};
+
+/* Runs in the cloned child; never returns. sync_fd is init's end of the
+ * sync socket. */
+__attribute__((noreturn)) void sandbox_init_main(const struct sandbox_plan *plan, int sync_fd);
+
+#endif
