@@ -31,6 +31,8 @@ class Sandbox:
     the user the test runs as."""
 
     def __init__(self, user):
+        if not os.path.isfile(CORDON_BIN):
+            raise FileNotFoundError("CORDON_BIN does not exist: " + CORDON_BIN)
         self.user = user
         self.uid = NOBODY if user == "user" else os.geteuid()
         self.gid = NOBODY if user == "user" else os.getegid()
