@@ -1,0 +1,96 @@
+/* harden.h: the layers applied to the command after the mount view:
+ * seccomp, Landlock, resource limits.
+ *
+ * Everything that allocates (libseccomp, path lists) runs in the supervisor
+ * before clone(2); the command only applies the precomputed results.
+ */
+#ifndef CORDON_HARDEN_H
+#define CORDON_HARDEN_H
+
+#include "cordon.h"
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/resource.h>
+
+/* Layers the test-only switch can turn off, one at a time (meson option
+ * test_switches; release builds do not accept the flag). */
+enum cordon_layer {
+    LAYER_SECCOMP = 1u << 0,
+    LAYER_LANDLOCK = 1u << 1,
+    LAYER_USERNS_LIMIT = 1u << 2, /* max_user_namespaces=1 in the sandbox */
+    LAYER_SETSID = 1u << 3,
+    LAYER_KEYRING = 1u << 4,      /* a fresh session keyring */
+    LAYER_CLOSE_FDS = 1u << 5,
+    LAYER_ENV = 1u << 6,          /* environment filtering (LD_*) */
+    LAYER_LIMITS = 1u << 7,
+    LAYER_CAPS = 1u << 8,         /* capability drop */
+    LAYER_NNP = 1u << 9,          /* no_new_privs */
+    LAYER_DUMPABLE = 1u << 10,    /* init non-dumpable */
+};
+
+/* Parse "seccomp,landlock" into a mask; NULL name list is 0. */
+int harden_layers_parse(const char *list, unsigned *mask, struct cordon_error *err);
+
+/* ---- seccomp -------------------------------------------------------------- */
+
+struct seccomp_prog {
+    struct sock_filter *insns;
+    unsigned short len;
+};
+
+struct seccomp_opts {
+    bool allow_nested_userns;
+    bool allow_unix_sockets;
+};
+
+int harden_seccomp_build(const struct seccomp_opts *o, struct seccomp_prog *out,
+                         struct cordon_error *err);
+void harden_seccomp_free(struct seccomp_prog *p);
+/* In the child, after no_new_privs. Returns -1 with errno on failure. */
+int harden_seccomp_apply(const struct seccomp_prog *p);
+
+/* ---- Landlock ------------------------------------------------------------- */
+
+enum ll_kind {
+    LL_READ,  /* read files and directories, execute */
+    LL_WRITE, /* everything, within the subtree */
+    LL_PROC,  /* read only: /proc/sys stays unwritable even if its read-only
+                 bind were missing (writes to /proc/self/... are refused too) */
+    LL_DEV,   /* read, write, device ioctls */
+};
+
+struct ll_rule {
+    const char *path;
+    enum ll_kind kind;
+};
+
+/* Best Landlock ABI of this kernel, 0 when unavailable. */
+int harden_landlock_abi(void);
+/* In the child: restrict to rules (paths resolved in the sandbox's view).
+ * Returns -1 with errno on failure; a path that does not exist is skipped. */
+int harden_landlock_apply(int abi, const struct ll_rule *rules, size_t n);
+
+/* ---- limits --------------------------------------------------------------- */
+
+enum { LIM_NPROC, LIM_NOFILE, LIM_FSIZE, LIM_CPU, LIM_AS, LIM_COUNT };
+
+struct limit {
+    bool set;
+    rlim_t value; /* soft and hard */
+};
+
+/* Default for nproc: stops a fork bomb, leaves room for a parallel build. */
+#define CORDON_DEFAULT_NPROC 4096
+
+int harden_rlimits_apply(const struct limit *l);
+
+/* pids cgroup for callers whose uid is 0 on the host (RLIMIT_NPROC is not
+ * enforced for them). Returns 0 and sets *path (caller frees) or an error. */
+int harden_pids_cgroup_create(pid_t pid, rlim_t max, char **path, struct cordon_error *err);
+void harden_pids_cgroup_remove(const char *path);
+/* Remove groups left by runs that were killed. */
+void harden_pids_cgroup_sweep(void);
+
+#endif

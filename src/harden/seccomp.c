@@ -1,0 +1,246 @@
+/* seccomp.c: the command's syscall filter, built with libseccomp.
+ *
+ * Owns: which syscalls the sandboxed command may make. The filter is compiled
+ * to BPF in the supervisor (libseccomp allocates) and installed by the command
+ * last, after no_new_privs and Landlock, just before exec.
+ *
+ * Denied (EPERM unless said otherwise), with the escape class each closes
+ * (shared/reference/escape-classes.md):
+ *  - io_uring_setup/enter/register: ring operations never pass this filter (#6);
+ *  - ptrace, process_vm_readv/writev: attach to a sibling (#7);
+ *  - keyctl, add_key, request_key: keyrings are not namespaced (#8);
+ *  - bpf, perf_event_open, userfaultfd, syslog: kernel attack surface and
+ *    race-widening primitives (#9-#11);
+ *  - unshare/clone with namespace flags, setns; clone3 gets ENOSYS because its
+ *    flags live in memory the filter cannot read, and libc then falls back to
+ *    clone (#12). Lifted by allowNestedUserNamespaces, together with the mount
+ *    family below, as srt does; the view stays locked either way;
+ *  - mount, umount2, pivot_root, move_mount, open_tree, fsopen, fsconfig,
+ *    fsmount, fspick, mount_setattr (#12, #21);
+ *  - open_by_handle_at: opens host inodes past the mount view (#22);
+ *  - kexec_*, init/finit/delete_module, swapon/off, reboot, acct, quotactl(_fd);
+ *  - ioctl TIOCSTI and TIOCLINUX, compared on the low 32 bits because the
+ *    kernel truncates the command to 32 bits (#1-#3, CVE-2019-10063);
+ *  - socket() for AF_VSOCK (#17), AF_PACKET (#18), AF_NETLINK other than
+ *    NETLINK_ROUTE, IPPROTO_MPTCP (#15: Landlock's TCP hooks miss it), and
+ *    AF_UNIX unless allowAllUnixSockets (#14); socketpair(AF_UNIX, SOCK_DGRAM)
+ *    likewise, because a datagram end can sendto() any pathname datagram
+ *    socket; stream and seqpacket pairs stay allowed (they reach nothing
+ *    outside, and libuv and node use them);
+ *  - personality() flags that weaken ASLR or map page zero (the read-only
+ *    query 0xffffffff stays allowed);
+ *  - every syscall of a non-native ABI (i386, x32) kills the process (#23).
+ * Knowingly allowed: chroot (needs CAP_SYS_CHROOT, which the command lacks),
+ * name_to_handle_at (reveals only a handle), the rest of the syscall table:
+ * namespaces, capabilities, Landlock and the mount view bound what it can do.
+ */
+#include "harden.h"
+#include "core/cleanup.h"
+#include "core/err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/personality.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+#ifndef AF_VSOCK
+#define AF_VSOCK 40
+#endif
+
+static const int eperm_always[] = {
+    SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
+    SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev,
+    SYS_keyctl, SYS_add_key, SYS_request_key,
+    SYS_bpf, SYS_perf_event_open, SYS_userfaultfd, SYS_syslog,
+    SYS_open_by_handle_at,
+    SYS_kexec_load, SYS_kexec_file_load, SYS_init_module, SYS_finit_module,
+    SYS_delete_module, SYS_swapon, SYS_swapoff, SYS_reboot, SYS_acct, SYS_quotactl,
+#ifdef SYS_quotactl_fd
+    SYS_quotactl_fd,
+#endif
+};
+
+static const int eperm_unless_nested[] = {
+    SYS_setns, SYS_mount, SYS_umount2, SYS_pivot_root, SYS_move_mount, SYS_open_tree,
+    SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick,
+#ifdef SYS_mount_setattr
+    SYS_mount_setattr,
+#endif
+};
+
+static const unsigned long ns_flags[] = {
+    CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
+    CLONE_NEWCGROUP, CLONE_NEWTIME,
+};
+
+static const unsigned long weak_personality[] = {
+    ADDR_NO_RANDOMIZE, MMAP_PAGE_ZERO, ADDR_COMPAT_LAYOUT, READ_IMPLIES_EXEC,
+    ADDR_LIMIT_32BIT, ADDR_LIMIT_3GB,
+};
+
+#define LOW32 0xffffffffULL
+
+static int add(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned n,
+               const struct scmp_arg_cmp *cmp, struct cordon_error *err)
+{
+    int r = seccomp_rule_add_array(ctx, action, nr, n, cmp);
+    if (r < 0) {
+        char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+        r = cordon_err_sys(err, -r, "seccomp rule for %s", name ? name : "syscall");
+        free(name);
+    }
+    return r;
+}
+
+static int export_bpf(scmp_filter_ctx ctx, struct seccomp_prog *out, struct cordon_error *err)
+{
+    _cleanup_close_ int fd = memfd_create("cordon-seccomp", MFD_CLOEXEC);
+    if (fd < 0)
+        return cordon_err_sys(err, errno, "memfd_create");
+    int r = seccomp_export_bpf(ctx, fd);
+    if (r < 0)
+        return cordon_err_sys(err, -r, "exporting the seccomp filter");
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size <= 0 || size % (off_t)sizeof(struct sock_filter) != 0 ||
+        size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS)
+        return cordon_err_set(err, EINVAL, "the seccomp filter has an unexpected size");
+    struct sock_filter *insns = malloc((size_t)size);
+    if (!insns)
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    if (pread(fd, insns, (size_t)size, 0) != size) {
+        free(insns);
+        return cordon_err_sys(err, errno, "reading the seccomp filter");
+    }
+    out->insns = insns;
+    out->len = (unsigned short)(size / (off_t)sizeof(struct sock_filter));
+    return 0;
+}
+
+int harden_seccomp_build(const struct seccomp_opts *o, struct seccomp_prog *out,
+                         struct cordon_error *err)
+{
+    *out = (struct seccomp_prog){ 0 };
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (!ctx)
+        return cordon_err_set(err, ENOMEM, "seccomp_init");
+    const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
+    int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+    if (r < 0) {
+        r = cordon_err_sys(err, -r, "seccomp: bad-arch action");
+        goto out;
+    }
+    /* The x32 ABI shares x86_64's audit arch; libseccomp routes syscall
+     * numbers with __X32_SYSCALL_BIT to the bad-arch action when x32 is not in
+     * the filter, which it is not. */
+
+    for (size_t i = 0; i < ARRAY_SIZE(eperm_always); i++)
+        if ((r = add(ctx, eperm, eperm_always[i], 0, NULL, err)) < 0)
+            goto out;
+
+    if (!o->allow_nested_userns) {
+        for (size_t i = 0; i < ARRAY_SIZE(eperm_unless_nested); i++)
+            if ((r = add(ctx, eperm, eperm_unless_nested[i], 0, NULL, err)) < 0)
+                goto out;
+        for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++) {
+            struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]);
+            if ((r = add(ctx, eperm, SYS_unshare, 1, &c, err)) < 0 ||
+                (r = add(ctx, eperm, SYS_clone, 1, &c, err)) < 0)
+                goto out;
+        }
+        if ((r = add(ctx, SCMP_ACT_ERRNO(ENOSYS), SYS_clone3, 0, NULL, err)) < 0)
+            goto out;
+    }
+
+    static const unsigned long ioctls[] = { TIOCSTI, TIOCLINUX };
+    for (size_t i = 0; i < ARRAY_SIZE(ioctls); i++) {
+        struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, ioctls[i]);
+        if ((r = add(ctx, eperm, SYS_ioctl, 1, &c, err)) < 0)
+            goto out;
+    }
+
+    /* socket(): int arguments compared on their low 32 bits, as the kernel
+     * reads them. */
+    static const int families[] = { AF_VSOCK, AF_PACKET };
+    for (size_t i = 0; i < ARRAY_SIZE(families); i++) {
+        struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (unsigned)families[i]);
+        if ((r = add(ctx, eperm, SYS_socket, 1, &c, err)) < 0)
+            goto out;
+    }
+    {
+        /* Netlink only with protocol exactly 0 (NETLINK_ROUTE: ip, getaddrinfo). */
+        struct scmp_arg_cmp c[2] = {
+            SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, AF_NETLINK),
+            SCMP_A2(SCMP_CMP_GT, 0),
+        };
+        if ((r = add(ctx, eperm, SYS_socket, 2, c, err)) < 0)
+            goto out;
+        struct scmp_arg_cmp m = SCMP_A2(SCMP_CMP_MASKED_EQ, LOW32, IPPROTO_MPTCP);
+        if ((r = add(ctx, eperm, SYS_socket, 1, &m, err)) < 0)
+            goto out;
+    }
+    if (!o->allow_unix_sockets) {
+        struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, AF_UNIX);
+        if ((r = add(ctx, eperm, SYS_socket, 1, &c, err)) < 0)
+            goto out;
+        /* A datagram socketpair can still sendto() or connect() any
+         * pathname datagram socket it can see (/dev/log, the journal):
+         * only stream and seqpacket pairs, which stay connected to each
+         * other, are allowed. The type is compared without SOCK_NONBLOCK
+         * and SOCK_CLOEXEC (SOCK_TYPE_MASK, 0xf). */
+        struct scmp_arg_cmp d[2] = {
+            SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, AF_UNIX),
+            SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM),
+        };
+        if ((r = add(ctx, eperm, SYS_socketpair, 2, d, err)) < 0)
+            goto out;
+    }
+
+    /* personality(): refuse any value with a weakening flag, except the
+     * read-only query 0xffffffff. libseccomp allows one comparison per
+     * argument, so "flag set and value != 0xffffffff" is written as the union,
+     * over every other bit b of the low 32, of "flag set and bit b clear". */
+    for (size_t i = 0; i < ARRAY_SIZE(weak_personality); i++) {
+        unsigned long f = weak_personality[i];
+        for (unsigned b = 0; b < 32; b++) {
+            unsigned long bit = 1UL << b;
+            if (f & bit)
+                continue;
+            struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_MASKED_EQ, f | bit, f);
+            if ((r = add(ctx, eperm, SYS_personality, 1, &c, err)) < 0)
+                goto out;
+        }
+    }
+
+    r = export_bpf(ctx, out, err);
+out:
+    seccomp_release(ctx);
+    return r;
+}
+
+void harden_seccomp_free(struct seccomp_prog *p)
+{
+    free(p->insns);
+    *p = (struct seccomp_prog){ 0 };
+}
+
+int harden_seccomp_apply(const struct seccomp_prog *p)
+{
+    struct sock_fprog prog = { .len = p->len, .filter = p->insns };
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+}
