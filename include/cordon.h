@@ -79,6 +79,11 @@ enum cordon_path_list {
 int cordon_policy_add_path(cordon_policy *p, enum cordon_path_list list, const char *path,
                            struct cordon_error *err);
 
+/* Add an entry to network.allowedDomains (deny=false) or deniedDomains, as
+ * the --allow-domain and --deny-domain flags do. Same grammar as the file. */
+int cordon_policy_add_domain(cordon_policy *p, bool deny, const char *entry,
+                             struct cordon_error *err);
+
 /* The effective settings as JSON (srt's shape plus cordon's keys), with
  * defaults applied and paths expanded. Caller frees. NULL on ENOMEM. */
 char *cordon_policy_to_json(const cordon_policy *p);
@@ -104,6 +109,8 @@ struct cordon_run_opts {
                                 SIGUSR2, SIGWINCH and SIGCONT to the command */
     cordon_log_fn log;       /* optional */
     void *log_userdata;
+    bool audit_enabled;      /* write the audit stream (JSON lines) to audit_fd */
+    int audit_fd;
 };
 
 /* Run a command inside the policy and wait for it. On success returns 0 and

@@ -7,6 +7,9 @@
  * unconfined because something failed.
  */
 #include "cordon.h"
+#include "cli.h"
+#include "harden/harden.h"
+#include "sandbox/sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +23,7 @@
 static const char usage_text[] =
     "Usage: cordon [OPTIONS] [--] COMMAND [ARGS...]\n"
     "       cordon [OPTIONS] -c 'SHELL STRING'\n"
+    "       cordon connect HOST PORT     (the ssh ProxyCommand used inside)\n"
     "\n"
     "Run a command, and everything it starts, inside a sandbox: new user, mount,\n"
     "pid, network, ipc, uts and cgroup namespaces; a read-only view of the host\n"
@@ -34,6 +38,10 @@ static const char usage_text[] =
     "      --deny-write PATH  add PATH to filesystem.denyWrite\n"
     "      --allow-read PATH  add PATH to filesystem.allowRead\n"
     "      --deny-read PATH   add PATH to filesystem.denyRead\n"
+    "      --allow-domain HOST[:PORT]  add an entry to network.allowedDomains\n"
+    "      --deny-domain HOST[:PORT]   add an entry to network.deniedDomains\n"
+    "      --audit FILE       append the audit stream (JSON lines) to FILE\n"
+    "      --audit-fd N       write the audit stream to file descriptor N\n"
     "      --print-policy     print the effective settings as JSON and exit\n"
     "  -d, --debug            explain each step (settings, mount plan) on stderr\n"
     "  -V, --version          print the version and exit\n"
@@ -53,6 +61,8 @@ static const char usage_text[] =
     "  cordon --deny-read ~/work/secrets -- ./agent.sh\n"
     "  cordon --allow-write ~/.cache/pip -- pip install --user -r req.txt\n"
     "  cordon -s ~/.srt-settings.json --print-policy\n"
+    "  cordon --allow-domain pypi.org --allow-domain files.pythonhosted.org \\\n"
+    "         --audit audit.jsonl -- pip download requests\n"
     "\n"
     "See cordon(1) and the README for the settings format and the default policy.\n";
 
@@ -93,11 +103,16 @@ enum {
     OPT_ALLOW_READ,
     OPT_DENY_READ,
     OPT_PRINT_POLICY,
+    OPT_TEST_DISABLE,
+    OPT_ALLOW_DOMAIN,
+    OPT_DENY_DOMAIN,
+    OPT_AUDIT,
+    OPT_AUDIT_FD,
 };
 
 struct path_flag {
-    enum cordon_path_list list;
-    const char *path;
+    int kind; /* enum cordon_path_list, or OPT_ALLOW_DOMAIN / OPT_DENY_DOMAIN */
+    const char *arg;
 };
 
 int main(int argc, char **argv)
@@ -109,19 +124,35 @@ int main(int argc, char **argv)
         { "allow-read", required_argument, NULL, OPT_ALLOW_READ },
         { "deny-read", required_argument, NULL, OPT_DENY_READ },
         { "print-policy", no_argument, NULL, OPT_PRINT_POLICY },
+        { "allow-domain", required_argument, NULL, OPT_ALLOW_DOMAIN },
+        { "deny-domain", required_argument, NULL, OPT_DENY_DOMAIN },
+        { "audit", required_argument, NULL, OPT_AUDIT },
+        { "audit-fd", required_argument, NULL, OPT_AUDIT_FD },
         { "debug", no_argument, NULL, 'd' },
         { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
+#ifdef CORDON_TEST_SWITCHES
+        { "test-disable-layer", required_argument, NULL, OPT_TEST_DISABLE },
+#endif
         { NULL, 0, NULL, 0 },
     };
     const char *settings = NULL;
     const char *shell = NULL;
     bool print_policy = false;
+    const char *audit_path = NULL;
+    int audit_fd = -1;
+    unsigned disabled = 0;
     struct path_flag *flags = calloc((size_t)argc + 1, sizeof(*flags));
     size_t nflags = 0;
     struct cordon_error err = { 0 };
 
     ensure_stdio();
+    /* Subcommands come first; a command with the same name runs as
+     * `cordon -- NAME`. */
+    if (argc >= 2 && strcmp(argv[1], "connect") == 0) {
+        free(flags);
+        return cli_connect_main(argc - 1, argv + 1);
+    }
     if (!flags) {
         fprintf(stderr, "cordon: out of memory\n");
         return CORDON_EXIT_FAILURE;
@@ -151,6 +182,29 @@ int main(int argc, char **argv)
         case OPT_ALLOW_READ: flags[nflags++] = (struct path_flag){ CORDON_ALLOW_READ, optarg }; break;
         case OPT_DENY_READ: flags[nflags++] = (struct path_flag){ CORDON_DENY_READ, optarg }; break;
         case OPT_PRINT_POLICY: print_policy = true; break;
+        case OPT_ALLOW_DOMAIN: flags[nflags++] = (struct path_flag){ OPT_ALLOW_DOMAIN, optarg }; break;
+        case OPT_DENY_DOMAIN: flags[nflags++] = (struct path_flag){ OPT_DENY_DOMAIN, optarg }; break;
+        case OPT_AUDIT: audit_path = optarg; break;
+        case OPT_AUDIT_FD: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 0 || v > 1 << 20 || fcntl((int)v, F_GETFD) < 0) {
+                fprintf(stderr, "cordon: --audit-fd %s: not an open file descriptor\n", optarg);
+                free(flags);
+                return CORDON_EXIT_FAILURE;
+            }
+            audit_fd = (int)v;
+            break;
+        }
+        case OPT_TEST_DISABLE: {
+            unsigned m = 0;
+            if (harden_layers_parse(optarg, &m, &err) < 0) {
+                free(flags);
+                return fail(&err);
+            }
+            disabled |= m;
+            break;
+        }
         case '?':
         default:
             if (optopt && optopt < 256)
@@ -170,7 +224,12 @@ int main(int argc, char **argv)
         return fail(&err);
     }
     for (size_t i = 0; i < nflags; i++) {
-        if (cordon_policy_add_path(policy, flags[i].list, flags[i].path, &err) < 0) {
+        int r = flags[i].kind == OPT_ALLOW_DOMAIN || flags[i].kind == OPT_DENY_DOMAIN
+                    ? cordon_policy_add_domain(policy, flags[i].kind == OPT_DENY_DOMAIN,
+                                               flags[i].arg, &err)
+                    : cordon_policy_add_path(policy, (enum cordon_path_list)flags[i].kind,
+                                             flags[i].arg, &err);
+        if (r < 0) {
             cordon_policy_free(policy);
             free(flags);
             return fail(&err);
@@ -210,13 +269,23 @@ int main(int argc, char **argv)
         return CORDON_EXIT_FAILURE;
     }
 
+    if (audit_path) {
+        audit_fd = open(audit_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+        if (audit_fd < 0) {
+            fprintf(stderr, "cordon: --audit %s: %s\n", audit_path, strerror(errno));
+            cordon_policy_free(policy);
+            return CORDON_EXIT_FAILURE;
+        }
+    }
     struct cordon_run_opts ro = {
         .argv = cmd,
         .forward_signals = true,
         .log = log_cb,
+        .audit_enabled = audit_fd >= 0,
+        .audit_fd = audit_fd,
     };
     int status = 0;
-    int r = cordon_run(policy, &ro, &status, &err);
+    int r = sandbox_run(policy, &ro, disabled, &status, &err);
     cordon_policy_free(policy);
     if (r < 0)
         return fail(&err);

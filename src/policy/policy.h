@@ -9,6 +9,7 @@
 #define CORDON_POLICY_H
 
 #include "cordon.h"
+#include "netrule.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -45,6 +46,11 @@ struct cordon_policy {
     struct {
         struct cordon_strlist allowed_domains;
         struct cordon_strlist denied_domains;
+        struct net_rules rules;         /* parsed allowed/denied entries, default ports */
+        bool default_ports_set;
+        bool allow_private;             /* network.allowPrivateAddresses */
+        json_t *hosts;                  /* network.hosts: canonical name -> address */
+        struct cordon_strlist dns_servers;
         json_t *denied_domain_reasons;  /* object entry -> reason, or NULL */
         bool strict_allowlist;
         bool allow_all_unix_sockets;
@@ -53,6 +59,17 @@ struct cordon_policy {
 
     bool allow_nested_userns;
     int mandatory_deny_search_depth;
+
+    /* `limits`: soft = hard = value; unset means inherited (nproc defaults
+     * to CORDON_DEFAULT_NPROC). 0 in value with set=true never happens. */
+    struct {
+        bool set;
+        unsigned long long value;
+    } limits[5]; /* indexed by LIM_* of harden/harden.h */
+
+    /* `environment`: fnmatch(3) patterns of variable names. drop always
+     * holds "LD_*" first; keep wins over drop. */
+    struct cordon_strlist env_drop, env_keep;
     struct cordon_strlist git_safe_directories;
     json_t *ignore_violations;  /* object, or NULL */
 

@@ -39,16 +39,35 @@ struct ctx {
 
 static int fail(struct ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Keys and values come from the file: escape control bytes so that an error
+ * stays one line and cannot carry terminal escape sequences. */
+static void escape_controls(char *dst, size_t n, const char *src)
+{
+    size_t k = 0;
+    for (; *src && k + 5 < n; src++) {
+        unsigned char ch = (unsigned char)*src;
+        if (ch < 0x20 || ch == 0x7f)
+            k += (size_t)snprintf(dst + k, n - k, "\\x%02x", ch);
+        else
+            dst[k++] = (char)ch;
+    }
+    dst[k] = '\0';
+}
+
 static int fail(struct ctx *c, int code, const char *fmt, ...)
 {
-    char msg[768];
+    char msg[768], line[sizeof(((struct cordon_error *)0)->msg)];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    char raw[sizeof(line) + sizeof(c->ptr) + sizeof(msg) + 1024];
     if (c->ptr[0])
-        return cordon_err_set(c->err, code, "%s: %s: %s", c->name, c->ptr, msg);
-    return cordon_err_set(c->err, code, "%s: %s", c->name, msg);
+        snprintf(raw, sizeof(raw), "%.1000s: %s: %s", c->name, c->ptr, msg);
+    else
+        snprintf(raw, sizeof(raw), "%.1000s: %s", c->name, msg);
+    escape_controls(line, sizeof(line), raw);
+    return cordon_err_set(c->err, code, "%s", line);
 }
 
 /* JSON pointer (RFC 6901): "~" is written "~0" and "/" is written "~1". */
@@ -323,20 +342,136 @@ static int parse_filesystem(struct ctx *c, json_t *v)
 
 /* ---- network ------------------------------------------------------------- */
 
-static int net_allowed(struct ctx *c, json_t *v)
+static int add_entry(struct ctx *c, const char *text, bool deny)
 {
-    int r = parse_strings(c, v, &c->p->net.allowed_domains);
-    if (r < 0)
-        return r;
-    if (c->p->net.allowed_domains.n > 0)
-        return fail(c, ENOTSUP, "network access through the proxy is not supported by this "
-                                "version of cordon; refusing to run without it");
+    struct net_rules *r = &c->p->net.rules;
+    struct net_entry **v = deny ? &r->deny : &r->allow;
+    size_t *n = deny ? &r->ndeny : &r->nallow;
+    const char *why = NULL;
+    struct net_entry e;
+    if (net_entry_parse(text, deny, &e, &why) < 0)
+        return fail(c, EINVAL, "\"%s\": %s", text, why);
+    struct net_entry *nv = realloc(*v, (*n + 1) * sizeof(**v));
+    if (!nv) {
+        net_entry_free(&e);
+        return fail(c, ENOMEM, "out of memory");
+    }
+    *v = nv;
+    (*v)[(*n)++] = e;
+    struct cordon_strlist *texts = deny ? &c->p->net.denied_domains : &c->p->net.allowed_domains;
+    if (cordon_strlist_add(texts, text) < 0)
+        return fail(c, ENOMEM, "out of memory");
     return 0;
 }
 
-static int net_denied(struct ctx *c, json_t *v)
+static int parse_entries(struct ctx *c, json_t *v, bool deny)
 {
-    return parse_strings(c, v, &c->p->net.denied_domains);
+    int r = want(c, v, JSON_ARRAY, "an array of hosts");
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        const char *s;
+        r = want_string(c, e, &s);
+        if (r < 0)
+            return r;
+        r = add_entry(c, s, deny);
+        if (r < 0)
+            return r;
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static int net_allowed(struct ctx *c, json_t *v) { return parse_entries(c, v, false); }
+static int net_denied(struct ctx *c, json_t *v) { return parse_entries(c, v, true); }
+
+static int net_default_ports(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of ports");
+    if (r < 0)
+        return r;
+    struct net_rules *rules = &c->p->net.rules;
+    if (json_array_size(v) > sizeof(rules->default_ports) / sizeof(rules->default_ports[0]))
+        return fail(c, EINVAL, "at most 32 default ports");
+    rules->ndefault = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        if (!json_is_integer(e) || json_integer_value(e) < 1 || json_integer_value(e) > 65535)
+            return fail(c, EINVAL, "expected a port from 1 to 65535");
+        rules->default_ports[rules->ndefault++] = (uint16_t)json_integer_value(e);
+        ptr_pop(c, old);
+    }
+    c->p->net.default_ports_set = true;
+    return 0;
+}
+
+static int net_allow_private(struct ctx *c, json_t *v)
+{
+    return parse_bool(c, v, &c->p->net.allow_private);
+}
+
+/* network.hosts: {"name": "address"}, used instead of DNS for those names. */
+static int net_hosts(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_OBJECT, "an object of name -> address");
+    if (r < 0)
+        return r;
+    const char *k;
+    json_t *e;
+    json_object_foreach(v, k, e) {
+        size_t old = ptr_push_key(c, k);
+        const char *addr, *why = NULL;
+        r = want_string(c, e, &addr);
+        if (r < 0)
+            return r;
+        struct net_target name, a;
+        if (net_canon_host(k, &name, &why) < 0 || name.kind != HOST_NAME)
+            return fail(c, EINVAL, "\"%s\": expected a host name%s%s", k, why ? ": " : "",
+                        why ? why : "");
+        if (net_canon_host(addr, &a, &why) < 0 || a.kind == HOST_NAME)
+            return fail(c, EINVAL, "\"%s\": expected an IPv4 or IPv6 address", addr);
+        if (!c->p->net.hosts)
+            c->p->net.hosts = json_object();
+        if (!c->p->net.hosts || json_object_set_new(c->p->net.hosts, name.host,
+                                                    json_string(a.host)) < 0)
+            return fail(c, ENOMEM, "out of memory");
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+/* network.dnsServers: ["127.0.0.1:5353", "[::1]:53", "10.0.0.1"]. */
+static int net_dns_servers(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of resolver addresses");
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        const char *s, *why = NULL;
+        r = want_string(c, e, &s);
+        if (r < 0)
+            return r;
+        struct net_entry ent;
+        if (net_entry_parse(s, false, &ent, &why) < 0 ||
+            (ent.kind != HOST_IPV4 && ent.kind != HOST_IPV6)) {
+            net_entry_free(&ent);
+            return fail(c, EINVAL, "\"%s\": expected an address with an optional port, e.g. "
+                                   "\"127.0.0.1:5353\" or \"[::1]:53\"", s);
+        }
+        net_entry_free(&ent);
+        if (cordon_strlist_add(&c->p->net.dns_servers, s) < 0)
+            return fail(c, ENOMEM, "out of memory");
+        ptr_pop(c, old);
+    }
+    return 0;
 }
 
 static int net_denied_reasons(struct ctx *c, json_t *v)
@@ -381,17 +516,17 @@ static const struct key net_keys[] = {
     { "allowPlaintextHeaderSet", KEY_UNSUPPORTED, NULL, "request rules", "false" },
     { "stripResponseHeaders", KEY_UNSUPPORTED, NULL, "TLS interception", "[]" },
     { "refuseOpaqueTunnels", KEY_UNSUPPORTED, NULL, "TLS interception", "false" },
-    { "requireHostMatch", KEY_UNSUPPORTED, NULL, "TLS interception", NULL },
+    { "requireHostMatch", KEY_UNSUPPORTED, NULL, "TLS interception", "true" },
     { "ambiguousRequestTarget", KEY_UNSUPPORTED, NULL, "request rules", "\"refuse\"" },
-    { "defaultPorts", KEY_UNSUPPORTED, NULL, "the egress proxy", "[80, 443]" },
-    { "allowPrivateAddresses", KEY_UNSUPPORTED, NULL, "the resolved-address guard", "false" },
-    { "hosts", KEY_UNSUPPORTED, NULL, "the proxy's resolver", "{}" },
-    { "dnsServers", KEY_UNSUPPORTED, NULL, "the proxy's resolver", "[]" },
+    { "defaultPorts", KEY_IMPL, net_default_ports, NULL, NULL },
+    { "allowPrivateAddresses", KEY_IMPL, net_allow_private, NULL, NULL },
+    { "hosts", KEY_IMPL, net_hosts, NULL, NULL },
+    { "dnsServers", KEY_IMPL, net_dns_servers, NULL, NULL },
     { "upstreamCaFile", KEY_UNSUPPORTED, NULL, "TLS interception", NULL },
     { "requestRules", KEY_UNSUPPORTED, NULL, "request rules", "[]" },
     { "injectHeaders", KEY_UNSUPPORTED, NULL, "credential injection", "[]" },
     { "stripRequestHeaders", KEY_UNSUPPORTED, NULL, "credential injection", "[]" },
-    { "transparent", KEY_UNSUPPORTED, NULL, "transparent capture", NULL },
+    { "transparent", KEY_UNSUPPORTED, NULL, "transparent capture", "false" },
     { "hostPorts", KEY_UNSUPPORTED, NULL, "host ports", "[]" },
     { "publishPorts", KEY_UNSUPPORTED, NULL, "published ports", "[]" },
 };
@@ -474,6 +609,78 @@ static int top_ignore_violations(struct ctx *c, json_t *v)
     return 0;
 }
 
+/* limits: {"nproc": n, "nofile": n, "fsize": bytes, "cpu": seconds, "as": bytes},
+ * each a positive integer or "unlimited". */
+static const char *const limit_names[5] = { "nproc", "nofile", "fsize", "cpu", "as" };
+
+static int top_limits(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_OBJECT, "an object of limits");
+    if (r < 0)
+        return r;
+    const char *k;
+    json_t *e;
+    json_object_foreach(v, k, e) {
+        size_t old = ptr_push_key(c, k);
+        int idx = -1;
+        for (int i = 0; i < 5; i++)
+            if (strcmp(k, limit_names[i]) == 0)
+                idx = i;
+        if (idx < 0)
+            return fail(c, EINVAL, "unknown limit (expected nproc, nofile, fsize, cpu or as)");
+        if (json_is_string(e) && strcmp(json_string_value(e), "unlimited") == 0) {
+            c->p->limits[idx].set = true;
+            c->p->limits[idx].value = ~0ULL;
+        } else if (json_is_integer(e) && json_integer_value(e) > 0) {
+            c->p->limits[idx].set = true;
+            c->p->limits[idx].value = (unsigned long long)json_integer_value(e);
+        } else {
+            return fail(c, EINVAL, "expected a positive integer or \"unlimited\"");
+        }
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static int env_patterns(struct ctx *c, json_t *v, struct cordon_strlist *out)
+{
+    struct cordon_strlist tmp = { 0 };
+    int r = parse_strings(c, v, &tmp);
+    for (size_t i = 0; r == 0 && i < tmp.n; i++) {
+        const char *s = tmp.v[i];
+        bool ok = *s != '\0';
+        for (const char *q = s; *q; q++)
+            ok &= (*q == '_' || *q == '*' || *q == '?' || (*q >= 'A' && *q <= 'Z') ||
+                   (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9'));
+        if (!ok) {
+            size_t old = ptr_push_index(c, i);
+            r = fail(c, EINVAL, "\"%s\": expected a variable name, * and ? allowed", s);
+            ptr_pop(c, old);
+            break;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < out->n; j++)
+            dup |= strcmp(out->v[j], s) == 0;
+        if (!dup && cordon_strlist_add(out, s) < 0)
+            r = fail(c, ENOMEM, "out of memory");
+    }
+    cordon_strlist_clear(&tmp);
+    return r;
+}
+
+static int env_drop(struct ctx *c, json_t *v) { return env_patterns(c, v, &c->p->env_drop); }
+static int env_keep(struct ctx *c, json_t *v) { return env_patterns(c, v, &c->p->env_keep); }
+
+static const struct key env_keys[] = {
+    { "drop", KEY_IMPL, env_drop, NULL, NULL },
+    { "keep", KEY_IMPL, env_keep, NULL, NULL },
+};
+
+static int top_environment(struct ctx *c, json_t *v)
+{
+    return walk_object(c, v, env_keys, ARRAY_SIZE(env_keys));
+}
+
 static const struct key top_keys[] = {
     { "network", KEY_IMPL, parse_network, NULL, NULL },
     { "filesystem", KEY_IMPL, parse_filesystem, NULL, NULL },
@@ -484,8 +691,8 @@ static const struct key top_keys[] = {
     { "credentials", KEY_UNSUPPORTED, NULL, "credential masking", "{}" },
     { "enableWeakerNestedSandbox", KEY_UNSUPPORTED, NULL,
       "cordon does not weaken /proc or user-namespace isolation", "false" },
-    { "limits", KEY_UNSUPPORTED, NULL, "resource limits", "{}" },
-    { "environment", KEY_UNSUPPORTED, NULL, "environment filtering", "{}" },
+    { "limits", KEY_IMPL, top_limits, NULL, NULL },
+    { "environment", KEY_IMPL, top_environment, NULL, NULL },
     { "enableWeakerNetworkIsolation", KEY_IGNORED, NULL, "macOS-only srt key", NULL },
     { "allowAppleEvents", KEY_IGNORED, NULL, "macOS-only srt key", NULL },
     { "allowPty", KEY_IGNORED, NULL, "macOS-only srt key", NULL },
@@ -506,19 +713,34 @@ static int policy_new(const struct cordon_load_opts *opts, struct cordon_policy 
     if (!p)
         return cordon_err_set(err, ENOMEM, "out of memory");
     p->mandatory_deny_search_depth = 3;
+    p->net.rules.default_ports[0] = 80;
+    p->net.rules.default_ports[1] = 443;
+    p->net.rules.ndefault = 2;
+    p->limits[0].set = true; /* nproc: stops a fork bomb (harden/limits.c) */
+    p->limits[0].value = 4096;
+    /* The dynamic loader's variables (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT...)
+     * never cross into the sandbox unless kept (escape class #26). */
+    if (cordon_strlist_add(&p->env_drop, "LD_*") < 0)
+        goto nomem;
 
+    /* `~` is $HOME; the passwd entry only when HOME is unset. A HOME that is
+     * set but not absolute leaves `~` unknown (an error when used). */
     const char *home = opts && opts->home ? opts->home : getenv("HOME");
-    if (!home || home[0] != '/') {
+    if (!home) {
         struct passwd *pw = getpwuid(getuid());
         home = pw && pw->pw_dir ? pw->pw_dir : NULL;
     }
-    if (home) {
+    if (home && home[0] == '/') {
         p->home = strdup(home);
         if (!p->home)
             goto nomem;
         cordon_path_normalize(p->home);
     }
     if (opts && opts->cwd) {
+        if (opts->cwd[0] != '/') {
+            cordon_policy_free(p);
+            return cordon_err_set(err, EINVAL, "the working directory must be an absolute path");
+        }
         p->cwd = strdup(opts->cwd);
     } else {
         p->cwd = getcwd(NULL, 0);
@@ -621,10 +843,11 @@ static int read_file(const char *path, char **buf, size_t *len, struct cordon_er
         return cordon_err_set(err, ENOMEM, "out of memory");
     for (;;) {
         if (n == cap) {
-            if (cap >= SETTINGS_MAX_BYTES)
+            if (cap > SETTINGS_MAX_BYTES)
                 return cordon_err_set(err, EFBIG, "%s: larger than %u bytes", path,
                                       SETTINGS_MAX_BYTES);
-            cap *= 2;
+            /* One byte past the cap tells "exactly the cap" from "larger". */
+            cap = cap * 2 > SETTINGS_MAX_BYTES ? SETTINGS_MAX_BYTES + 1 : cap * 2;
             char *nb = realloc(b, cap);
             if (!nb)
                 return cordon_err_set(err, ENOMEM, "out of memory");
@@ -663,19 +886,25 @@ int cordon_policy_load_auto(const char *explicit_path, const struct cordon_load_
         return cordon_policy_load_file(explicit_path, opts, out, err);
 
     const char *home = opts && opts->home ? opts->home : getenv("HOME");
-    if (!home || home[0] != '/') {
+    if (!home) {
         struct passwd *pw = getpwuid(getuid());
         home = pw && pw->pw_dir ? pw->pw_dir : NULL;
     }
     char cand[2][PATH_MAX];
-    int ncand = 0;
+    int ncand = 0, w = 0;
     const char *xdg = getenv("XDG_CONFIG_HOME");
     if (xdg && xdg[0] == '/')
-        snprintf(cand[ncand++], PATH_MAX, "%s/cordon/settings.json", xdg);
-    else if (home)
-        snprintf(cand[ncand++], PATH_MAX, "%s/.config/cordon/settings.json", home);
-    if (home)
-        snprintf(cand[ncand++], PATH_MAX, "%s/.srt-settings.json", home);
+        w = snprintf(cand[ncand++], PATH_MAX, "%s/cordon/settings.json", xdg);
+    else if (home && home[0] == '/')
+        w = snprintf(cand[ncand++], PATH_MAX, "%s/.config/cordon/settings.json", home);
+    if (w < 0 || w >= PATH_MAX)
+        return cordon_err_set(err, ENAMETOOLONG, "the settings path under $XDG_CONFIG_HOME or "
+                                                 "$HOME is too long");
+    if (home && home[0] == '/') {
+        w = snprintf(cand[ncand++], PATH_MAX, "%s/.srt-settings.json", home);
+        if (w < 0 || w >= PATH_MAX)
+            return cordon_err_set(err, ENAMETOOLONG, "the settings path under $HOME is too long");
+    }
 
     for (int i = 0; i < ncand; i++) {
         /* Only absence selects the next candidate: a file that exists but
@@ -712,6 +941,13 @@ int cordon_policy_add_path(cordon_policy *p, enum cordon_path_list list, const c
     return r;
 }
 
+int cordon_policy_add_domain(cordon_policy *p, bool deny, const char *entry,
+                             struct cordon_error *err)
+{
+    struct ctx c = { .name = deny ? "--deny-domain" : "--allow-domain", .p = p, .err = err };
+    return add_entry(&c, entry, deny);
+}
+
 enum cordon_policy_source cordon_policy_source(const cordon_policy *p, const char **path)
 {
     if (path)
@@ -729,10 +965,20 @@ void cordon_policy_free(cordon_policy *p)
     cordon_pathlist_clear(&p->fs.deny_write);
     cordon_strlist_clear(&p->net.allowed_domains);
     cordon_strlist_clear(&p->net.denied_domains);
+    for (size_t i = 0; i < p->net.rules.nallow; i++)
+        net_entry_free(&p->net.rules.allow[i]);
+    for (size_t i = 0; i < p->net.rules.ndeny; i++)
+        net_entry_free(&p->net.rules.deny[i]);
+    free(p->net.rules.allow);
+    free(p->net.rules.deny);
+    json_decref(p->net.hosts);
+    cordon_strlist_clear(&p->net.dns_servers);
     json_decref(p->net.denied_domain_reasons);
     cordon_strlist_clear(&p->git_safe_directories);
     json_decref(p->ignore_violations);
     cordon_strlist_clear(&p->notes);
+    cordon_strlist_clear(&p->env_drop);
+    cordon_strlist_clear(&p->env_keep);
     free(p->source_path);
     free(p->home);
     free(p->cwd);
@@ -778,6 +1024,15 @@ char *cordon_policy_to_json(const cordon_policy *p)
                             "allowLocalBinding", p->net.allow_local_binding);
     if (net && p->net.denied_domain_reasons)
         json_object_set(net, "deniedDomainReasons", p->net.denied_domain_reasons);
+    if (net) {
+        json_t *ports = json_array();
+        for (size_t i = 0; ports && i < p->net.rules.ndefault; i++)
+            json_array_append_new(ports, json_integer(p->net.rules.default_ports[i]));
+        json_object_set_new(net, "defaultPorts", ports);
+        json_object_set_new(net, "allowPrivateAddresses", json_boolean(p->net.allow_private));
+        json_object_set_new(net, "hosts", p->net.hosts ? json_incref(p->net.hosts) : json_object());
+        json_object_set_new(net, "dnsServers", strings_json(&p->net.dns_servers));
+    }
     json_t *fs = json_pack("{s:b, s:o, s:o, s:o, s:o, s:b}",
                            "disabled", p->fs.disabled,
                            "denyRead", paths_json(&p->fs.deny_read),
@@ -797,6 +1052,25 @@ char *cordon_policy_to_json(const cordon_policy *p)
     }
     if (p->ignore_violations)
         json_object_set(root, "ignoreViolations", p->ignore_violations);
+    json_t *lim = json_object();
+    for (int i = 0; lim && i < 5; i++) {
+        if (!p->limits[i].set)
+            continue;
+        json_t *val = p->limits[i].value == ~0ULL
+                          ? json_string("unlimited")
+                          : json_integer((json_int_t)p->limits[i].value);
+        json_object_set_new(lim, limit_names[i], val);
+    }
+    json_t *env = json_pack("{s:o, s:o}", "drop", strings_json(&p->env_drop),
+                            "keep", strings_json(&p->env_keep));
+    if (!lim || !env) {
+        json_decref(lim);
+        json_decref(env);
+        json_decref(root);
+        return NULL;
+    }
+    json_object_set_new(root, "limits", lim);
+    json_object_set_new(root, "environment", env);
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(root);
     return s;

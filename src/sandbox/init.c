@@ -23,8 +23,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/keyctl.h>
 #include <linux/securebits.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -100,6 +103,69 @@ static int loopback_up(void)
     close(s);
     errno = e;
     return r;
+}
+
+/* A listener on the sandbox's loopback: dual-stack [::] (only lo exists in
+ * this namespace, so that is 127.0.0.1 and ::1), or 127.0.0.1 when IPv6 is
+ * off. Non-blocking: the supervisor serves it from its event loop. */
+static int make_listener(int port)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1, zero = 0;
+    if (fd >= 0) {
+        struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+                                   .sin6_addr = IN6ADDR_ANY_INIT };
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+            bind(fd, (struct sockaddr *)&a6, sizeof(a6)) < 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0) {
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -1;
+        struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+            bind(fd, (struct sockaddr *)&a4, sizeof(a4)) < 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    if (listen(fd, 4096) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Create the proxy listeners and hand them to the supervisor. */
+static void pass_listeners(int sync_fd)
+{
+    int fds[2] = { make_listener(CORDON_HTTP_PROXY_PORT), make_listener(CORDON_SOCKS_PROXY_PORT) };
+    if (fds[0] < 0 || fds[1] < 0)
+        init_fail(sync_fd, errno, "cannot create the proxy listeners in the sandbox");
+    union {
+        char buf[CMSG_SPACE(sizeof(fds))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    g_msg.type = MSG_LISTENERS;
+    g_msg.code = 0;
+    struct iovec iov = { .iov_base = &g_msg, .iov_len = sizeof(g_msg) };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof(u.buf) };
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(fds));
+    memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+    if (sendmsg(sync_fd, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(g_msg))
+        init_fail(sync_fd, errno, "cannot pass the proxy listeners to the supervisor");
+    close(fds[0]);
+    close(fds[1]);
 }
 
 /* ---- the command --------------------------------------------------------- */
@@ -218,23 +284,35 @@ __attribute__((noreturn)) static void command_main(const struct sandbox_plan *pl
     if (read(gofd, &c, 1) != 1)
         _exit(CORDON_EXIT_FAILURE); /* init gave up */
     close(gofd);
+    const unsigned off = plan->disabled;
 
-    if (setsid() < 0)
+    if (!(off & LAYER_SETSID) && setsid() < 0)
         child_fail(errfd, "setsid");
     /* Only 0, 1, 2 and the error pipe (close-on-exec) survive. */
-    if (errfd > 3 && close_range(3, (unsigned)errfd - 1, 0) < 0)
-        child_fail(errfd, "close_range");
-    if (close_range((unsigned)errfd + 1, ~0U, 0) < 0)
-        child_fail(errfd, "close_range");
-    if (drop_capabilities() < 0)
+    if (!(off & LAYER_CLOSE_FDS)) {
+        if (errfd > 3 && close_range(3, (unsigned)errfd - 1, 0) < 0)
+            child_fail(errfd, "close_range");
+        if (close_range((unsigned)errfd + 1, ~0U, 0) < 0)
+            child_fail(errfd, "close_range");
+    }
+    if (harden_rlimits_apply(plan->limits) < 0)
+        child_fail(errfd, "setting resource limits");
+    if (!(off & LAYER_CAPS) && drop_capabilities() < 0)
         child_fail(errfd, "dropping capabilities");
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    if (!(off & LAYER_NNP) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail(errfd, "no_new_privs");
+    if (!(off & LAYER_LANDLOCK) && plan->landlock_abi > 0 &&
+        harden_landlock_apply(plan->landlock_abi, plan->ll, plan->nll) < 0)
+        child_fail(errfd, "applying Landlock");
     if (chdir(plan->cwd) < 0)
         child_fail(errfd, "entering the working directory");
     umask(plan->umask);
     if (sigprocmask(SIG_SETMASK, &plan->sigmask, NULL) < 0)
         child_fail(errfd, "restoring the signal mask");
+    /* Last: from here on only exec. A failed exec reports 126/127 through
+     * write(2) and _exit(2), which the filter allows. */
+    if (plan->seccomp.insns && harden_seccomp_apply(&plan->seccomp) < 0)
+        child_fail(errfd, "installing the seccomp filter");
     exec_command(plan);
 }
 
@@ -272,7 +350,7 @@ static pid_t spawn_command(const struct sandbox_plan *plan, int sync_fd)
     /* Only now: /proc/<pid> of a non-dumpable process's child is owned by
      * root, so the maps above could not be written after this. The command
      * waits for "g", so it never runs while init is still dumpable. */
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+    if (!(plan->disabled & LAYER_DUMPABLE) && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         goto mapfail;
     if (write(gop[1], "g", 1) != 1)
         goto mapfail;
@@ -329,6 +407,13 @@ __attribute__((noreturn)) void sandbox_init_main(const struct sandbox_plan *plan
                                   "(is it under a denyRead path?)", plan->cwd);
     if (loopback_up() < 0)
         init_fail(sync_fd, errno, "cannot bring up the loopback interface");
+    pass_listeners(sync_fd);
+    /* A fresh, empty session keyring: keyrings are not namespaced, and the
+     * caller's session keyring (Kerberos tickets, ecryptfs keys) must not be
+     * reachable even if keyctl got past seccomp (escape class #8). */
+    if (!(plan->disabled & LAYER_KEYRING) &&
+        syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0)
+        init_fail(sync_fd, errno, "cannot join a new session keyring");
 
     sigset_t set;
     sigemptyset(&set);

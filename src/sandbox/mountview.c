@@ -34,6 +34,7 @@ struct vctx {
     int root;   /* fd of the new root */
     int denyfile;
     int devsrc[8];
+    int exesrc;
     char *err;
     size_t errlen;
     int code;
@@ -45,8 +46,14 @@ static const char *const dev_nodes[] = { "null", "zero", "full", "random", "uran
  * host: they are owned by the host's root and some (sysrq-trigger, acpi)
  * check no capability on write. The same list as Docker's read-only paths. */
 static const char *const proc_ro[] = {
-    "sys", "sysrq-trigger", "irq", "bus", "fs", "acpi", "scsi", "asound", "driver",
-    "mtrr", "latency_stats", "timer_list", "sched_debug", "kcore", "keys",
+    "sys", "sysrq-trigger", "irq", "bus", "fs", "acpi", "scsi", "asound", "driver", "mtrr",
+};
+/* /proc files hidden outright (the denied-file placeholder over them):
+ * keys and key-users list the caller's keys across every keyring, even ones
+ * the sandbox cannot otherwise reach (escape class #8); the others leak
+ * kernel addresses and scheduling details. */
+static const char *const proc_masked[] = {
+    "keys", "key-users", "kcore", "timer_list", "sched_debug", "latency_stats",
 };
 
 static int vfail(struct vctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -171,6 +178,17 @@ static int grab_sources(struct vctx *c)
         if (c->devsrc[k] < 0)
             return vfail(c, errno, "%s: cannot clone", p);
     }
+    c->exesrc = -1;
+    if (c->plan->exe_path) {
+        _cleanup_close_ int pfd = openat2_path(AT_FDCWD, c->plan->exe_path, O_PATH | O_NOFOLLOW,
+                                               SAFE_RESOLVE);
+        if (pfd < 0)
+            return vfail(c, errno, "%s: cannot open cordon's own binary", c->plan->exe_path);
+        c->exesrc = open_tree(pfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (c->exesrc < 0 ||
+            setattr(c->exesrc, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, false) < 0)
+            return vfail(c, errno, "%s: cannot clone cordon's own binary", c->plan->exe_path);
+    }
     /* The object bound over read-denied files: empty, mode 000, read-only. */
     _cleanup_close_ int dm = new_tmpfs("0555", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
                                                    MOUNT_ATTR_NOEXEC);
@@ -258,6 +276,12 @@ static int build_dev(struct vctx *c, int target)
             goto fail;
         close(f);
     }
+    if (c->exesrc >= 0) {
+        int f = openat(m, "cordon", O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0555);
+        if (f < 0)
+            goto fail;
+        close(f);
+    }
     if (mkdirat(m, "pts", 0755) < 0 || mkdirat(m, "shm", 01777) < 0 ||
         symlinkat("pts/ptmx", m, "ptmx") < 0 || symlinkat("/proc/self/fd", m, "fd") < 0 ||
         symlinkat("/proc/self/fd/0", m, "stdin") < 0 ||
@@ -274,6 +298,11 @@ static int build_dev(struct vctx *c, int target)
             close(m);
             return vfail(c, e, "/dev/%s: cannot bind the host's device", dev_nodes[k]);
         }
+    }
+    if (c->exesrc >= 0 && move_mount(c->exesrc, "", m, "cordon", MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+        int e = errno;
+        close(m);
+        return vfail(c, e, "/dev/cordon: cannot bind cordon's own binary");
     }
     int fs = fsopen("devpts", FSOPEN_CLOEXEC);
     if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "ptmxmode", "0666", 0) < 0 ||
@@ -333,7 +362,7 @@ static int build_proc(struct vctx *c, int target)
             close(pm);
         return vfail(c, e, "/proc: cannot mount");
     }
-    if (!c->plan->allow_nested_userns) {
+    if (!c->plan->allow_nested_userns && !(c->plan->disabled & LAYER_USERNS_LIMIT)) {
         /* A second layer against nested user namespaces (seccomp is the
          * first): this namespace may hold one child namespace, the command's.
          * Any namespace the command tries to create is charged here too and
@@ -365,6 +394,20 @@ static int build_proc(struct vctx *c, int target)
             close(t);
             close(pm);
             return vfail(c, e, "/proc/%s: cannot make read-only", proc_ro[k]);
+        }
+        close(t);
+    }
+    for (size_t k = 0; k < ARRAY_SIZE(proc_masked); k++) {
+        struct stat st;
+        if (fstatat(pm, proc_masked[k], &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode))
+            continue;
+        int t = open_tree(c->denyfile, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (t < 0 || move_mount(t, "", pm, proc_masked[k], MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+            int e = errno;
+            if (t >= 0)
+                close(t);
+            close(pm);
+            return vfail(c, e, "/proc/%s: cannot hide", proc_masked[k]);
         }
         close(t);
     }
@@ -523,5 +566,7 @@ int mountview_build(const struct sandbox_plan *plan, int *scratch, char *err, si
         if (c.devsrc[k] >= 0)
             close(c.devsrc[k]);
     close(c.denyfile);
+    if (c.exesrc >= 0)
+        close(c.exesrc);
     return 0;
 }

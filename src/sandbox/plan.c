@@ -23,6 +23,7 @@
 #include "core/err.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -203,7 +204,9 @@ static int add_implicit_writes(struct nodes *ns, const cordon_policy *p, cordon_
 }
 
 struct state {
-    bool vis, aw, dw;
+    bool vis;  /* the host's content is visible here */
+    bool rvis; /* what the read rules alone say (ignoring the private /tmp) */
+    bool aw, dw;
 };
 
 static bool state_wr(struct state s)
@@ -264,7 +267,7 @@ static int build_ops(struct sandbox_plan *plan, struct nodes *ns, bool disabled,
                      cordon_log_fn log, void *ud, struct cordon_error *err)
 {
     size_t cap = 0;
-    struct state root = { .vis = true };
+    struct state root = { .vis = true, .rvis = true };
     size_t first = 0;
     if (ns->n > 0 && strcmp(ns->v[0].path, "/") == 0) {
         unsigned f = ns->v[0].flags;
@@ -272,6 +275,7 @@ static int build_ops(struct sandbox_plan *plan, struct nodes *ns, bool disabled,
             root.vis = true;
         else if (f & F_DENY_READ)
             root.vis = false;
+        root.rvis = root.vis;
         root.aw = f & F_ALLOW_WRITE;
         root.dw = f & F_DENY_WRITE;
         first = 1;
@@ -303,10 +307,12 @@ static int build_ops(struct sandbox_plan *plan, struct nodes *ns, bool disabled,
             nsp--;
         struct state parent = nsp > 0 ? sstack[nsp - 1] : root;
         struct state s = parent;
-        if (n->flags & (F_ALLOW_READ | F_ALLOW_WRITE | F_KEEP))
-            s.vis = true;
+        if (n->flags & (F_ALLOW_READ | F_ALLOW_WRITE))
+            s.vis = s.rvis = true;
         else if (n->flags & F_DENY_READ)
-            s.vis = false;
+            s.vis = s.rvis = false;
+        else if (n->flags & F_KEEP)
+            s.vis = s.rvis; /* bound through only if the rules let it be read */
         if (n->flags & F_TMP)
             s.vis = false; /* the host's /tmp content is hidden below it */
         s.aw |= !!(n->flags & F_ALLOW_WRITE);
@@ -362,6 +368,55 @@ static int build_ops(struct sandbox_plan *plan, struct nodes *ns, bool disabled,
     return 0;
 }
 
+#define PROXY_URL "http://127.0.0.1:3128"
+#define SOCKS_URL "socks5h://127.0.0.1:1080"
+static const char *const proxy_env[] = {
+    "HTTP_PROXY=" PROXY_URL, "HTTPS_PROXY=" PROXY_URL, "http_proxy=" PROXY_URL,
+    "https_proxy=" PROXY_URL,
+    /* Deliberately the HTTP URL, not socks5h: httpx and gRPC break on it (srt). */
+    "ALL_PROXY=" PROXY_URL, "all_proxy=" PROXY_URL, "GRPC_PROXY=" PROXY_URL,
+    "grpc_proxy=" PROXY_URL,
+    "NO_PROXY=localhost,127.0.0.1,::1", "no_proxy=localhost,127.0.0.1,::1",
+    "FTP_PROXY=" SOCKS_URL, "ftp_proxy=" SOCKS_URL, "RSYNC_PROXY=127.0.0.1:1080",
+    "DOCKER_HTTP_PROXY=" PROXY_URL, "DOCKER_HTTPS_PROXY=" PROXY_URL,
+    "CLOUDSDK_PROXY_TYPE=http", "CLOUDSDK_PROXY_ADDRESS=127.0.0.1", "CLOUDSDK_PROXY_PORT=3128",
+    /* Node's fetch honours the variables only with this (Node 22 and later). */
+    "NODE_USE_ENV_PROXY=1",
+};
+static const char java_opts[] =
+    "-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort=3128 -Dhttps.proxyHost=127.0.0.1 "
+    "-Dhttps.proxyPort=3128 -Dhttp.nonProxyHosts=localhost|127.0.0.1|[::1]";
+
+static bool is_proxy_var(const char *e)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(proxy_env); i++) {
+        const char *eq = strchr(proxy_env[i], '=');
+        size_t n = (size_t)(eq - proxy_env[i]) + 1;
+        if (strncmp(e, proxy_env[i], n) == 0)
+            return true;
+    }
+    return strncmp(e, "JAVA_TOOL_OPTIONS=", 18) == 0 || strncmp(e, "GIT_SSH_COMMAND=", 16) == 0;
+}
+
+/* `environment`: a variable is dropped when its name matches a drop pattern
+ * and no keep pattern. */
+static bool env_dropped(const cordon_policy *p, const char *entry)
+{
+    char name[256];
+    const char *eq = strchr(entry, '=');
+    size_t len = eq ? (size_t)(eq - entry) : strlen(entry);
+    if (len >= sizeof(name))
+        return false;
+    memcpy(name, entry, len);
+    name[len] = '\0';
+    bool drop = false;
+    for (size_t i = 0; i < p->env_drop.n && !drop; i++)
+        drop = fnmatch(p->env_drop.v[i], name, 0) == 0;
+    for (size_t i = 0; i < p->env_keep.n && drop; i++)
+        drop = fnmatch(p->env_keep.v[i], name, 0) != 0;
+    return drop;
+}
+
 /* Environment of the command: the caller's, plus what the sandbox promises. */
 static int build_env(struct sandbox_plan *plan, const cordon_policy *p, char *const *envp,
                      bool private_tmp, struct cordon_error *err)
@@ -369,7 +424,7 @@ static int build_env(struct sandbox_plan *plan, const cordon_policy *p, char *co
     size_t n = 0;
     while (envp && envp[n])
         n++;
-    size_t extra = 8 + 2 + 4 * p->git_safe_directories.n * 2;
+    size_t extra = 48 + 4 * p->git_safe_directories.n * 2;
     char **out = calloc(n + extra + 1, sizeof(char *));
     if (!out)
         return cordon_err_set(err, ENOMEM, "out of memory");
@@ -379,7 +434,11 @@ static int build_env(struct sandbox_plan *plan, const cordon_policy *p, char *co
         const char *e = envp[i];
         if (strncmp(e, "SANDBOX_RUNTIME=", 16) == 0)
             continue;
+        if (!(plan->disabled & LAYER_ENV) && env_dropped(p, e))
+            continue;
         if (private_tmp && strncmp(e, "TMPDIR=", 7) == 0)
+            continue;
+        if (is_proxy_var(e))
             continue;
         if (have_git_count && (strncmp(e, "GIT_CONFIG_COUNT=", 17) == 0 ||
                                strncmp(e, "GIT_CONFIG_KEY_", 15) == 0 ||
@@ -392,6 +451,30 @@ static int build_env(struct sandbox_plan *plan, const cordon_policy *p, char *co
     out[k] = strdup("SANDBOX_RUNTIME=1");
     if (!out[k++])
         goto nomem;
+    /* The proxy, for every client that honours the usual variables
+     * (srt-compat.md 3.5, without credentials: the listeners live in the
+     * sandbox's own network namespace, so nobody else can reach them). */
+    for (size_t i = 0; i < ARRAY_SIZE(proxy_env); i++) {
+        out[k] = strdup(proxy_env[i]);
+        if (!out[k++])
+            goto nomem;
+    }
+    {
+        const char *jto = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (strncmp(envp[i], "JAVA_TOOL_OPTIONS=", 18) == 0)
+                jto = envp[i] + 18;
+        if (asprintf(&out[k], "JAVA_TOOL_OPTIONS=%s%s%s", java_opts, jto && *jto ? " " : "",
+                     jto ? jto : "") < 0)
+            goto nomem;
+        k++;
+        if (plan->exe_path &&
+            asprintf(&out[k], "GIT_SSH_COMMAND=ssh -o ControlMaster=no -o ControlPath=none "
+                              "-o ProxyCommand='%s connect %%h %%p'", CORDON_EXE_IN_SANDBOX) < 0)
+            goto nomem;
+        if (plan->exe_path)
+            k++;
+    }
     if (private_tmp) {
         out[k] = strdup("TMPDIR=/tmp");
         if (!out[k++])
@@ -426,6 +509,71 @@ nomem:
     return cordon_err_set(err, ENOMEM, "out of memory");
 }
 
+/* Landlock rules follow the mount plan: read on the visible root (or on each
+ * visible subtree when the root is hidden), everything beneath write roots,
+ * the private /tmp and /dev, read and write of existing files in /proc. */
+static int build_landlock(struct sandbox_plan *plan, struct cordon_error *err)
+{
+    plan->ll = calloc(plan->nops + 1, sizeof(*plan->ll));
+    if (!plan->ll)
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    bool root_hidden = plan->ops[0].kind == OP_ROOT_MASK;
+    for (size_t i = 0; i < plan->nops; i++) {
+        const struct mount_op *op = &plan->ops[i];
+        struct ll_rule r = { .path = op->path };
+        switch (op->kind) {
+        case OP_ROOT_RO: r.kind = LL_READ; break;
+        case OP_ROOT_RW: r.kind = LL_WRITE; break;
+        case OP_BIND_RW: r.kind = LL_WRITE; break;
+        case OP_TMPFS: r.kind = LL_WRITE; break;
+        case OP_DEV: r.kind = LL_DEV; break;
+        case OP_PROC: r.kind = LL_PROC; break;
+        case OP_BIND_RO:
+            if (!root_hidden)
+                continue;
+            r.kind = LL_READ;
+            break;
+        default:
+            continue;
+        }
+        plan->ll[plan->nll++] = r;
+    }
+    return 0;
+}
+
+static int build_hardening(struct sandbox_plan *plan, const cordon_policy *p,
+                           cordon_log_fn log, void *ud, struct cordon_error *err)
+{
+    if (!(plan->disabled & LAYER_SECCOMP)) {
+        struct seccomp_opts so = {
+            .allow_nested_userns = p->allow_nested_userns,
+            .allow_unix_sockets = p->net.allow_all_unix_sockets,
+        };
+        int r = harden_seccomp_build(&so, &plan->seccomp, err);
+        if (r < 0)
+            return cordon_err_prefix(err, "seccomp");
+    }
+    if (!(plan->disabled & LAYER_LANDLOCK)) {
+        plan->landlock_abi = harden_landlock_abi();
+        if (plan->landlock_abi <= 0 && log)
+            log(ud, CORDON_LOG_WARN, "Landlock is not available on this kernel; running "
+                                     "without it (see cordon doctor)");
+        else
+            plog(log, ud, "Landlock ABI %d", plan->landlock_abi);
+        int r = build_landlock(plan, err);
+        if (r < 0)
+            return r;
+    }
+    if (!(plan->disabled & LAYER_LIMITS)) {
+        for (int i = 0; i < LIM_COUNT; i++) {
+            plan->limits[i].set = p->limits[i].set;
+            plan->limits[i].value = p->limits[i].value == ~0ULL ? RLIM_INFINITY
+                                                                : (rlim_t)p->limits[i].value;
+        }
+    }
+    return 0;
+}
+
 static bool is_real_dir(const char *p)
 {
     struct stat st;
@@ -433,12 +581,14 @@ static bool is_real_dir(const char *p)
 }
 
 int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *argv,
-                       char *const *envp, cordon_log_fn log, void *ud,
+                       char *const *envp, unsigned layers_off, cordon_log_fn log, void *ud,
                        struct sandbox_plan *plan, struct cordon_error *err)
 {
     *plan = (struct sandbox_plan){ 0 };
     struct nodes ns = { 0 };
     int r;
+
+    plan->disabled = layers_off;
 
     plan->uid = geteuid();
     plan->gid = getegid();
@@ -537,10 +687,25 @@ int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *arg
     if (!plan->argv[0])
         goto nomem_plan;
 
+    /* cordon's own binary, bound read-only at /dev/cordon for helpers such as
+     * the ssh ProxyCommand ("cordon connect"). */
+    {
+        char exe[PATH_MAX];
+        if (realpath("/proc/self/exe", exe)) {
+            plan->exe_path = strdup(exe);
+            if (!plan->exe_path)
+                goto nomem_plan;
+        }
+    }
     plan->scratch = calloc(plan->nops, sizeof(int));
     if (!plan->scratch)
         goto nomem_plan;
     r = build_env(plan, p, envp, private_tmp, err);
+    if (r < 0) {
+        sandbox_plan_free(plan);
+        return r;
+    }
+    r = build_hardening(plan, p, log, ud, err);
     if (r < 0) {
         sandbox_plan_free(plan);
         return r;
@@ -564,6 +729,9 @@ void sandbox_plan_free(struct sandbox_plan *plan)
 {
     free(plan->ops);
     free(plan->scratch);
+    free(plan->ll);
+    free(plan->exe_path);
+    harden_seccomp_free(&plan->seccomp);
     for (size_t i = 0; i < plan->npaths; i++)
         free(plan->paths[i]);
     free(plan->paths);

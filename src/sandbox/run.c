@@ -1,22 +1,28 @@
 /* run.c: the supervisor side of one sandboxed run.
  *
  * Owns: cordon_run(): plan, clone(2) of init into the new namespaces, the id
- * maps, the sync protocol, signal relay, and mapping init's report to the
- * command's exit status.
+ * maps, the sync protocol, the event loop that serves the egress proxy on
+ * the listeners init passes out, signal relay, the audit records of the run,
+ * and mapping init's report to the command's exit status.
  * Invariants:
  *  - clone happens before any thread exists (the caller's promise) and the
  *    child only executes the precomputed plan;
  *  - a failure anywhere before exec is reported as an error and the command
  *    never runs; a sandbox that ends without a report is an error, never a
- *    success.
+ *    success;
+ *  - the proxy serves only listeners that live in the sandbox's network
+ *    namespace; if it cannot serve, the sandbox has no network at all.
  */
 #include "sandbox.h"
+#include "audit/audit.h"
 #include "core/cleanup.h"
 #include "core/err.h"
+#include "net/resolver.h"
+#include "proxy/proxy.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,10 +34,28 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <uv.h>
 
 extern char **environ;
 
 static const int relayed[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+
+struct run {
+    const cordon_policy *policy;
+    const struct cordon_run_opts *opts;
+    struct cordon_error *err;
+    uv_loop_t loop;
+    uv_poll_t sync_poll, sig_poll;
+    bool sig_active, sync_active;
+    int sync_fd, sfd;
+    pid_t pid;
+    int r;
+    bool have_exit, have_error;
+    int exit_ws;
+    struct audit audit;
+    struct resolver *resolver;
+    struct proxy *proxy;
+};
 
 static int write_proc(pid_t pid, const char *name, const char *s)
 {
@@ -64,14 +88,197 @@ static int write_maps(pid_t pid, uid_t uid, gid_t gid, struct cordon_error *err)
     return 0;
 }
 
-static void debug_line(const struct cordon_run_opts *o, const char *line)
+static void log_line(const struct cordon_run_opts *o, enum cordon_log_level lv, const char *line)
 {
     if (o->log)
-        o->log(o->log_userdata, CORDON_LOG_DEBUG, line);
+        o->log(o->log_userdata, lv, line);
+}
+
+/* ---- the proxy ------------------------------------------------------------ */
+
+static int start_proxy(struct run *run, int http_fd, int socks_fd)
+{
+    const cordon_policy *p = run->policy;
+    struct resolver_host *hosts = NULL;
+    size_t nhosts = 0;
+    if (p->net.hosts) {
+        hosts = calloc(json_object_size(p->net.hosts) + 1, sizeof(*hosts));
+        if (!hosts)
+            return cordon_err_set(run->err, ENOMEM, "out of memory");
+        const char *k;
+        json_t *v;
+        json_object_foreach(p->net.hosts, k, v) {
+            struct resolver_host *h = &hosts[nhosts];
+            snprintf(h->name, sizeof(h->name), "%s", k);
+            const char *a = json_string_value(v);
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&h->addr;
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&h->addr;
+            if (inet_pton(AF_INET, a, &s4->sin_addr) == 1)
+                s4->sin_family = AF_INET;
+            else if (inet_pton(AF_INET6, a, &s6->sin6_addr) == 1)
+                s6->sin6_family = AF_INET6;
+            else
+                continue;
+            nhosts++;
+        }
+    }
+    char *servers = NULL;
+    if (p->net.dns_servers.n) {
+        size_t len = 1;
+        for (size_t i = 0; i < p->net.dns_servers.n; i++)
+            len += strlen(p->net.dns_servers.v[i]) + 1;
+        servers = calloc(1, len);
+        if (!servers) {
+            free(hosts);
+            return cordon_err_set(run->err, ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < p->net.dns_servers.n; i++) {
+            if (i)
+                strcat(servers, ",");
+            strcat(servers, p->net.dns_servers.v[i]);
+        }
+    }
+    int r = resolver_new(&run->loop, servers, hosts, nhosts, &run->resolver, run->err);
+    free(servers);
+    free(hosts);
+    if (r < 0)
+        return r;
+    struct proxy_config cfg = {
+        .rules = &p->net.rules,
+        .deny_reasons = p->net.denied_domain_reasons,
+        .allow_private = p->net.allow_private,
+        .audit = &run->audit,
+        .resolver = run->resolver,
+    };
+    r = proxy_new(&run->loop, &cfg, &run->proxy, run->err);
+    if (r < 0)
+        return r;
+    r = proxy_add_listener(run->proxy, http_fd, PROXY_HTTP, run->err);
+    if (r == 0)
+        r = proxy_add_listener(run->proxy, socks_fd, PROXY_SOCKS5, run->err);
+    else
+        close(socks_fd);
+    return r;
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+static void stop_everything(struct run *run)
+{
+    if (run->sync_active) {
+        uv_close((uv_handle_t *)&run->sync_poll, NULL);
+        run->sync_active = false;
+    }
+    if (run->sig_active) {
+        uv_close((uv_handle_t *)&run->sig_poll, NULL);
+        run->sig_active = false;
+    }
+    if (run->proxy) {
+        proxy_free(run->proxy);
+        run->proxy = NULL;
+    }
+    if (run->resolver) {
+        resolver_free(run->resolver);
+        run->resolver = NULL;
+    }
+}
+
+static void on_sync(uv_poll_t *h, int status, int events)
+{
+    struct run *run = h->data;
+    (void)events;
+    struct sync_msg msg;
+    union {
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof(u.buf) };
+    ssize_t n = status < 0 ? 0 : recvmsg(run->sync_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        /* init is gone (it never closes its end while alive). */
+        stop_everything(run);
+        return;
+    }
+    int fds[2] = { -1, -1 };
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+            cm->cmsg_len == CMSG_LEN(sizeof(fds)))
+            memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+    }
+    if ((size_t)n != sizeof(msg)) {
+        for (int i = 0; i < 2; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        return;
+    }
+    msg.text[sizeof(msg.text) - 1] = '\0';
+    switch (msg.type) {
+    case MSG_LISTENERS:
+        if (fds[0] < 0 || fds[1] < 0 || run->proxy) {
+            for (int i = 0; i < 2; i++)
+                if (fds[i] >= 0)
+                    close(fds[i]);
+            break;
+        }
+        if (start_proxy(run, fds[0], fds[1]) < 0 && !run->have_error) {
+            /* No proxy, no network: the sandbox must not start at all. */
+            run->have_error = true;
+            run->r = -run->err->code;
+            cordon_err_prefix(run->err, "egress proxy");
+            kill(run->pid, SIGKILL);
+        }
+        break;
+    case MSG_ERROR:
+        if (!run->have_error) {
+            run->have_error = true;
+            run->r = cordon_err_set(run->err, msg.code, "sandbox setup failed: %s", msg.text);
+        }
+        break;
+    case MSG_EXIT:
+        run->have_exit = true;
+        run->exit_ws = msg.code;
+        break;
+    default:
+        for (int i = 0; i < 2; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+    }
+}
+
+static void on_signal(uv_poll_t *h, int status, int events)
+{
+    struct run *run = h->data;
+    (void)status;
+    (void)events;
+    struct signalfd_siginfo si;
+    while (read(run->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        kill(run->pid, (int)si.ssi_signo);
+}
+
+static void audit_start(struct run *run, char *const *argv, const char *cwd)
+{
+    json_t *cmd = json_array();
+    for (size_t i = 0; cmd && argv[i]; i++)
+        json_array_append_new(cmd, json_string(argv[i]));
+    const char *src = NULL;
+    cordon_policy_source(run->policy, &src);
+    json_t *f = json_pack("{s:o, s:s, s:s, s:i}", "command", cmd, "cwd", cwd, "settings",
+                          src ? src : "embedded", "pid", (int)run->pid);
+    audit_emit(&run->audit, "run.start", true, f);
 }
 
 int cordon_run(const cordon_policy *p, const struct cordon_run_opts *opts, int *exit_status,
                struct cordon_error *err)
+{
+    return sandbox_run(p, opts, 0, exit_status, err);
+}
+
+int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsigned disabled,
+                int *exit_status, struct cordon_error *err)
 {
     if (!opts || !opts->argv || !opts->argv[0])
         return cordon_err_set(err, EINVAL, "no command given");
@@ -89,9 +296,9 @@ int cordon_run(const cordon_policy *p, const struct cordon_run_opts *opts, int *
 
     struct sandbox_plan plan;
     for (size_t i = 0; i < p->notes.n; i++)
-        debug_line(opts, p->notes.v[i]);
-    int r = sandbox_plan_build(p, cwd, opts->argv, opts->envp ? opts->envp : environ, opts->log,
-                               opts->log_userdata, &plan, err);
+        log_line(opts, CORDON_LOG_DEBUG, p->notes.v[i]);
+    int r = sandbox_plan_build(p, cwd, opts->argv, opts->envp ? opts->envp : environ, disabled,
+                               opts->log, opts->log_userdata, &plan, err);
     if (r < 0)
         return r;
 
@@ -110,108 +317,118 @@ int cordon_run(const cordon_policy *p, const struct cordon_run_opts *opts, int *
     sigprocmask(SIG_BLOCK, &relay, &oldmask);
     plan.sigmask = oldmask;
 
+    struct run run = {
+        .policy = p, .opts = opts, .err = err, .sync_fd = -1, .sfd = -1, .pid = -1,
+        .audit = { .fd = opts->audit_enabled ? opts->audit_fd : -1 },
+    };
     int sv[2] = { -1, -1 };
-    int sfd = -1;
-    pid_t pid = -1;
-    bool have_exit = false, have_error = false;
-    int exit_ws = 0;
-    struct sync_msg msg;
+    char *cgroup = NULL;
+    bool loop_ok = false;
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         r = cordon_err_sys(err, errno, "socketpair");
         goto out;
     }
     if (opts->forward_signals) {
-        sfd = signalfd(-1, &relay, SFD_CLOEXEC | SFD_NONBLOCK);
-        if (sfd < 0) {
+        run.sfd = signalfd(-1, &relay, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (run.sfd < 0) {
             r = cordon_err_sys(err, errno, "signalfd");
             goto out;
         }
     }
 
-    pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
-                                        CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | SIGCHLD,
-                         0, 0, 0, 0);
-    if (pid < 0) {
+    run.pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
+                                            CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP | SIGCHLD,
+                             0, 0, 0, 0);
+    if (run.pid < 0) {
         int e = errno;
         r = cordon_err_sys(err, e, "cannot create the sandbox's namespaces (unprivileged user "
                                    "namespaces may be disabled; run `cordon doctor`)");
         goto out;
     }
-    if (pid == 0) {
+    if (run.pid == 0) {
         close(sv[0]);
         sandbox_init_main(&plan, sv[1]);
     }
     close(sv[1]);
     sv[1] = -1;
+    run.sync_fd = sv[0];
 
-    r = write_maps(pid, plan.uid, plan.gid, err);
+    r = write_maps(run.pid, plan.uid, plan.gid, err);
     if (r < 0)
         goto out;
+    /* RLIMIT_NPROC is not enforced for the host's root: use a pids cgroup,
+     * entered by init before it starts anything. */
+    if (getuid() == 0 && plan.limits[LIM_NPROC].set &&
+        plan.limits[LIM_NPROC].value != RLIM_INFINITY) {
+        struct cordon_error cerr = { 0 };
+        harden_pids_cgroup_sweep();
+        if (harden_pids_cgroup_create(run.pid, plan.limits[LIM_NPROC].value, &cgroup, &cerr) < 0) {
+            char line[1200];
+            snprintf(line, sizeof(line), "the process limit is not enforced for root: %s",
+                     cerr.msg);
+            log_line(opts, CORDON_LOG_WARN, line);
+        }
+    }
+
+    if (uv_loop_init(&run.loop) < 0) {
+        r = cordon_err_set(err, ENOMEM, "cannot start the event loop");
+        goto out;
+    }
+    loop_ok = true;
+    uv_poll_init_socket(&run.loop, &run.sync_poll, run.sync_fd);
+    run.sync_poll.data = &run;
+    uv_poll_start(&run.sync_poll, UV_READABLE, on_sync);
+    run.sync_active = true;
+    if (run.sfd >= 0) {
+        uv_poll_init(&run.loop, &run.sig_poll, run.sfd);
+        run.sig_poll.data = &run;
+        uv_poll_start(&run.sig_poll, UV_READABLE, on_signal);
+        run.sig_active = true;
+    }
+
+    audit_start(&run, opts->argv, plan.cwd);
+    struct sync_msg msg;
     memset(&msg, 0, sizeof(msg));
     msg.type = MSG_GO;
-    if (send(sv[0], &msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg)) {
+    if (send(run.sync_fd, &msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg)) {
         r = cordon_err_sys(err, errno, "cannot start the sandbox");
         goto out;
     }
-
-    for (;;) {
-        struct pollfd pfd[2] = {
-            { .fd = sv[0], .events = POLLIN },
-            { .fd = sfd, .events = POLLIN },
-        };
-        if (poll(pfd, sfd >= 0 ? 2 : 1, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            r = cordon_err_sys(err, errno, "poll");
-            goto out;
-        }
-        if (sfd >= 0 && (pfd[1].revents & POLLIN)) {
-            struct signalfd_siginfo si;
-            while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-                kill(pid, (int)si.ssi_signo);
-        }
-        if (pfd[0].revents) {
-            ssize_t n = recv(sv[0], &msg, sizeof(msg), MSG_DONTWAIT);
-            if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                continue;
-            if (n <= 0)
-                break; /* init is gone */
-            if ((size_t)n != sizeof(msg))
-                continue;
-            msg.text[sizeof(msg.text) - 1] = '\0';
-            if (msg.type == MSG_ERROR && !have_error) {
-                have_error = true;
-                r = cordon_err_set(err, msg.code, "sandbox setup failed: %s", msg.text);
-            } else if (msg.type == MSG_EXIT) {
-                have_exit = true;
-                exit_ws = msg.code;
-            }
-        }
-    }
+    uv_run(&run.loop, UV_RUN_DEFAULT);
+    r = run.have_error ? run.r : 0;
 
 out:;
     int ws = 0;
-    if (pid > 0) {
-        if (r < 0 && !have_error)
-            kill(pid, SIGKILL);
-        while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+    if (loop_ok) {
+        stop_everything(&run);
+        uv_run(&run.loop, UV_RUN_DEFAULT);
+        uv_loop_close(&run.loop);
+    }
+    if (run.pid > 0) {
+        if (r < 0 && !run.have_error)
+            kill(run.pid, SIGKILL);
+        while (waitpid(run.pid, &ws, 0) < 0 && errno == EINTR)
             ;
     }
-    if (sv[0] >= 0)
+    if (run.sync_fd >= 0)
+        close(run.sync_fd);
+    else if (sv[0] >= 0)
         close(sv[0]);
     if (sv[1] >= 0)
         close(sv[1]);
-    if (sfd >= 0)
-        close(sfd);
+    if (run.sfd >= 0)
+        close(run.sfd);
     sigprocmask(SIG_SETMASK, &oldmask, NULL);
     sandbox_plan_free(&plan);
+    if (cgroup) {
+        harden_pids_cgroup_remove(cgroup);
+        free(cgroup);
+    }
 
     if (r < 0)
         return r;
-    if (have_error)
-        return -err->code;
-    if (!have_exit) {
+    if (!run.have_exit) {
         if (WIFSIGNALED(ws))
             return cordon_err_set(err, ECHILD, "the sandbox's init was killed by signal %d",
                                   WTERMSIG(ws));
@@ -219,11 +436,12 @@ out:;
                                            "reporting the command's status",
                               WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
     }
-    if (WIFEXITED(exit_ws))
-        *exit_status = WEXITSTATUS(exit_ws);
-    else if (WIFSIGNALED(exit_ws))
-        *exit_status = 128 + WTERMSIG(exit_ws);
+    if (WIFEXITED(run.exit_ws))
+        *exit_status = WEXITSTATUS(run.exit_ws);
+    else if (WIFSIGNALED(run.exit_ws))
+        *exit_status = 128 + WTERMSIG(run.exit_ws);
     else
         *exit_status = CORDON_EXIT_FAILURE;
+    audit_emit(&run.audit, "run.exit", true, json_pack("{s:i}", "status", *exit_status));
     return 0;
 }

@@ -15,6 +15,7 @@
 
 #include "cordon.h"
 #include "policy/policy.h"
+#include "harden/harden.h"
 
 #include <stdbool.h>
 #include <signal.h>
@@ -60,20 +61,41 @@ struct sandbox_plan {
     sigset_t sigmask;  /* the caller's, restored for the command */
     bool allow_nested_userns;
     int *scratch;      /* nops ints for init (fds), allocated here */
+
+    unsigned disabled;          /* LAYER_* switched off (test builds only) */
+    char *exe_path;             /* cordon's binary on the host, or NULL */
+    struct seccomp_prog seccomp;
+    int landlock_abi;           /* 0: unavailable */
+    struct ll_rule *ll;
+    size_t nll;
+    struct limit limits[LIM_COUNT];
 };
 
 /* Compute the plan for policy p. log may be NULL. */
 int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *argv,
-                       char *const *envp, cordon_log_fn log, void *log_ud,
-                       struct sandbox_plan *plan, struct cordon_error *err);
+                       char *const *envp, unsigned disabled_layers, cordon_log_fn log,
+                       void *log_ud, struct sandbox_plan *plan, struct cordon_error *err);
 void sandbox_plan_free(struct sandbox_plan *plan);
+
+/* cordon_run() with layers switched off (test builds; see harden.h). */
+int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsigned disabled,
+                int *exit_status, struct cordon_error *err);
 
 /* Messages from init to the supervisor over the SOCK_SEQPACKET sync socket. */
 enum sync_msg_type {
     MSG_GO = 1,     /* supervisor -> init: the id maps are written */
     MSG_ERROR = 2,  /* init -> supervisor: setup failed; text says why */
     MSG_EXIT = 3,   /* init -> supervisor: the command ended; status is its wait status */
+    MSG_LISTENERS = 4, /* init -> supervisor: SCM_RIGHTS carries the HTTP and SOCKS5
+                          listeners created in the sandbox's network namespace */
 };
+
+/* cordon's own binary inside the sandbox (read-only bind). */
+#define CORDON_EXE_IN_SANDBOX "/dev/cordon"
+
+/* Where the proxy listens inside the sandbox (srt's fixed ports). */
+#define CORDON_HTTP_PROXY_PORT 3128
+#define CORDON_SOCKS_PROXY_PORT 1080
 
 struct sync_msg {
     uint32_t type;

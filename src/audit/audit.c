@@ -1,0 +1,60 @@
+/* audit.c: see audit.h. */
+#include "audit.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void rfc3339_now(char *buf, size_t n)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + k, n - k, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+void audit_emit(struct audit *a, const char *event, bool allow, json_t *fields)
+{
+    if (!allow)
+        a->denials++;
+    if (a->fd < 0) {
+        json_decref(fields);
+        return;
+    }
+    char ts[40];
+    rfc3339_now(ts, sizeof(ts));
+    json_t *rec = json_pack("{s:i, s:s, s:s, s:s}", "v", CORDON_AUDIT_VERSION, "ts", ts,
+                            "event", event, "verdict", allow ? "allow" : "deny");
+    if (!rec) {
+        json_decref(fields);
+        return;
+    }
+    if (fields) {
+        json_object_update_missing(rec, fields);
+        json_decref(fields);
+    }
+    char *line = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+    json_decref(rec);
+    if (!line)
+        return;
+    size_t len = strlen(line);
+    line[len] = '\n'; /* json_dumps leaves room: we replace the NUL and write len+1 */
+    const char *p = line;
+    size_t left = len + 1;
+    while (left > 0) {
+        ssize_t w = write(a->fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    free(line);
+}

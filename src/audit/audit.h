@@ -1,0 +1,27 @@
+/* audit.h: the audit stream, one JSON object per line (shared/DESIGN.md,
+ * "Audit records"). Schema version 1.
+ *
+ * Every record has v, ts (RFC 3339 UTC with milliseconds), event and verdict
+ * ("allow" or "deny"). Secrets never appear in a record: callers pass only
+ * hosts, ports, addresses, methods, normalised paths, rule texts and reasons.
+ */
+#ifndef CORDON_AUDIT_H
+#define CORDON_AUDIT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#define CORDON_AUDIT_VERSION 1
+
+struct audit {
+    int fd;        /* -1: no audit stream */
+    bool owns_fd;
+    unsigned long denials; /* counted even without a stream (exit summary) */
+};
+
+/* Emit one record: fields is an object (stolen, may be NULL) to which v, ts,
+ * event and verdict are added. Writes are whole lines (a single write(2)
+ * with O_APPEND, so concurrent writers do not interleave within a line). */
+void audit_emit(struct audit *a, const char *event, bool allow, json_t *fields);
+
+#endif

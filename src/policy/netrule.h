@@ -1,0 +1,81 @@
+/* netrule.h: network rules by host and port (srt's allowedDomains and
+ * deniedDomains), and the canonical form of a destination host.
+ *
+ * Owns: the entry grammar of srt 0.0.83 (srt-compat.md 1.1), host
+ * canonicalisation (egress-attacks.md T5, T9, T10, T15) and the host-level
+ * decision. Hosts are canonicalised once, before any matching and before any
+ * DNS query: lower case, one trailing dot removed, IDN converted to A-labels
+ * (UTS #46, libidn2), and every IPv4 spelling inet_aton(3) accepts (127.1,
+ * 0x7f.1, 0177.0.0.1, 2130706433) turned into the address it names, so it is
+ * judged as that address. IPv4-mapped IPv6 addresses are judged as IPv4.
+ */
+#ifndef CORDON_NETRULE_H
+#define CORDON_NETRULE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum host_kind {
+    HOST_NAME,      /* a DNS name (canonical A-label form) */
+    HOST_IPV4,
+    HOST_IPV6,
+    HOST_WILDCARD,  /* entries only: "*.suffix", strict subdomains */
+    HOST_ANY,       /* entries only (deniedDomains): "*" */
+};
+
+struct net_target {
+    enum host_kind kind;  /* NAME, IPV4 or IPV6 */
+    char host[256];       /* canonical text: name, dotted quad, or IPv6 without brackets */
+    uint8_t addr[16];     /* IPV4: first 4 bytes */
+    uint16_t port;
+};
+
+struct net_entry {
+    char *text;           /* as written, for audit records and reasons */
+    enum host_kind kind;
+    char host[256];       /* NAME: canonical; WILDCARD: the suffix without "*." */
+    uint8_t addr[16];
+    uint16_t port;        /* 0: no port given */
+};
+
+/* Canonicalise a destination host as a client sent it (CONNECT target,
+ * absolute URI, SOCKS domain or address). Returns 0 or -1 with *why. */
+int net_canon_host(const char *in, struct net_target *out, const char **why);
+
+/* Parse one allowedDomains (deny=false) or deniedDomains (deny=true) entry.
+ * Returns 0 or -1 with *why; e->text is allocated (free with net_entry_free). */
+int net_entry_parse(const char *s, bool deny, struct net_entry *e, const char **why);
+void net_entry_free(struct net_entry *e);
+
+/* Does entry e cover host t (ignoring ports)? */
+bool net_entry_match_host(const struct net_entry *e, const struct net_target *t);
+
+struct net_rules {
+    struct net_entry *allow;
+    size_t nallow;
+    struct net_entry *deny;
+    size_t ndeny;
+    uint16_t default_ports[32];
+    size_t ndefault;
+};
+
+struct net_verdict {
+    bool allow;
+    const struct net_entry *rule; /* the entry that decided, or NULL */
+    const char *reason;           /* static text for a deny without a custom reason */
+};
+
+/* srt's order: deniedDomains first, then allowedDomains, else deny. A deny
+ * entry without a port covers every port; an allow entry without a port
+ * covers the default ports (network.defaultPorts, 80 and 443). */
+struct net_verdict net_decide(const struct net_rules *r, const struct net_target *t);
+
+/* Is this address (network byte order, 4 or 16 bytes) one a name may not
+ * resolve to? Loopback, unspecified, link-local, multicast, broadcast, the
+ * cloud-metadata addresses, and (unless allow_private) RFC 1918, CGNAT and
+ * ULA; checked through IPv4-mapped, NAT64 (64:ff9b::/96) and 6to4 forms.
+ * *why names the class. */
+bool net_addr_forbidden(int family, const uint8_t *addr, bool allow_private, const char **why);
+
+#endif

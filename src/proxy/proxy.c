@@ -1,0 +1,1597 @@
+/* proxy.c: connection state machines of the egress proxy.
+ *
+ * Owns: accepting sandbox connections, parsing the HTTP or SOCKS5 head,
+ * deciding by host and port, resolving only allowed names, refusing
+ * addresses an allowed name may not lead to, dialling exactly the address
+ * checked, and relaying bytes (splice(2) for large transfers).
+ *
+ * Invariants:
+ *  - the decision is made on the canonical host before any DNS query; a
+ *    denied name is never resolved and never dialled (egress-attacks.md T20,
+ *    T28);
+ *  - after resolving, every address is checked (net_addr_forbidden and the
+ *    host's own addresses); the connection goes to one of the checked
+ *    addresses, never to a name (T6, T7);
+ *  - a plain HTTP request is forwarded with the Host field rewritten from the
+ *    absolute URI the decision was made on (T13), in origin form, with
+ *    hop-by-hop fields removed; its framing has been checked strictly (T12);
+ *  - every decision produces exactly one net.connect record; every completed
+ *    plain HTTP exchange a net.request record; every connection that reached
+ *    an upstream a net.close record;
+ *  - memory per idle tunnel is a few hundred bytes: data moves through one
+ *    shared scratch buffer, and only bytes a slow peer has not taken yet are
+ *    copied to the heap (or sit in a splice pipe, in the kernel).
+ */
+#include "proxy.h"
+#include "http.h"
+#include "socks5.h"
+#include "core/cleanup.h"
+#include "core/err.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define HEAD_TIMEOUT_MS 30000
+#define IDLE_TIMEOUT_MS 120000
+#define CONNECT_TIMEOUT_MS 30000
+#define SCRATCH_SIZE (64 * 1024)
+/* A read this large means a bulk transfer: move the rest with splice(2).
+ * Below it, recv/send is cheaper (a pipe round trip costs two syscalls). */
+#define SPLICE_THRESHOLD (16 * 1024)
+#define PIPE_SIZE (1024 * 1024)
+
+enum state {
+    ST_HEAD,      /* reading a request head (or the SOCKS greeting/request) */
+    ST_RESOLVING,
+    ST_CONNECTING,
+    ST_TUNNEL,    /* raw relay both ways */
+    ST_FORWARD,   /* plain HTTP: request body up, response down */
+    ST_CLOSING,   /* flushing a final answer to the client, then close */
+};
+
+enum flow_mode {
+    FLOW_IDLE,
+    FLOW_RAW,      /* until EOF */
+    FLOW_LENGTH,   /* remaining bytes */
+    FLOW_CHUNKED,
+    FLOW_DONE,
+};
+
+struct ep {
+    int fd;
+    uv_poll_t *poll; /* NULL when not watched; freed by its close callback */
+    int want;
+    char *in;        /* unconsumed input (heads, leftovers) */
+    size_t inlen, incap;
+    char *out;       /* bytes waiting to be written */
+    size_t outoff, outlen;
+    bool eof;        /* read side reached EOF */
+    bool shut;       /* write side shut down */
+};
+
+struct flow {
+    enum flow_mode mode;
+    uint64_t remaining;
+    struct http_chunked ck;
+    int pipe[2];
+    size_t inpipe;
+    bool splice;
+    /* splice(2) into the pipe said EAGAIN while bytes were in it: the pipe's
+     * slots may be full (small segments use whole pages) even though inpipe
+     * is below PIPE_SIZE. Do not wait for the source until some drained. */
+    bool pipe_full;
+    uint64_t bytes;
+};
+
+struct proxy;
+
+struct conn {
+    struct proxy *px;
+    struct conn *prev, *next;
+    enum proxy_listener_kind kind;
+    enum state st;
+    struct ep c, u;
+    struct flow up, down;   /* client -> upstream, upstream -> client */
+    uv_timer_t timer;
+    int handles;            /* open libuv handles; freed at 0 */
+    bool closing;
+    struct resolve_req *rq;
+
+    /* current destination */
+    struct net_target target;
+    char via[12];
+    const char *rule;       /* entry text that allowed it (owned by the rules) */
+    struct sockaddr_storage *addrs; /* checked addresses, while connecting */
+    size_t naddrs, addr_i;
+    char addr_text[INET6_ADDRSTRLEN + 8];
+    bool upstream_ok;       /* u.fd is connected to target */
+    uint16_t up_port;
+    char up_host[256];
+
+    /* socks */
+    int socks_phase;        /* 0 greeting, 1 request */
+
+    /* plain HTTP exchange */
+    bool is_connect;
+    char *fwd_head;         /* head to send upstream once connected */
+    size_t fwd_len;
+    bool req_keep_alive, req_head_method, req_upgrade;
+    char method[16];
+    char *path;             /* as forwarded, for the audit record */
+    bool resp_head_done;
+    int resp_status;
+    bool resp_keep_alive, resp_until_close;
+    uint64_t bytes_up_total, bytes_down_total;
+};
+
+struct owned_addr {
+    int family;
+    uint8_t a[16];
+};
+
+struct listener {
+    struct proxy *px;
+    uv_poll_t poll;
+    uv_timer_t pause;
+    int open_handles;
+    int fd;
+    enum proxy_listener_kind kind;
+    struct listener *next;
+};
+
+struct proxy {
+    uv_loop_t *loop;
+    struct proxy_config cfg;
+    struct conn *conns;
+    struct listener *listeners;
+    struct owned_addr *own;
+    size_t nown;
+    struct proxy_stats stats;
+    bool freeing;
+    int handles;
+};
+
+static char g_scratch[SCRATCH_SIZE];
+static struct http_request g_req;
+static struct http_response g_res;
+
+static void conn_update(struct conn *c);
+static void conn_close(struct conn *c);
+static void start_connect(struct conn *c);
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static void conn_release(struct conn *c);
+
+static void poll_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    free(h);
+    conn_release(c);
+}
+
+static int ep_watch(struct conn *c, struct ep *e)
+{
+    e->poll = malloc(sizeof(*e->poll));
+    if (!e->poll)
+        return -1;
+    if (uv_poll_init_socket(c->px->loop, e->poll, e->fd) < 0) {
+        free(e->poll);
+        e->poll = NULL;
+        return -1;
+    }
+    e->poll->data = c;
+    e->want = 0;
+    c->handles++;
+    return 0;
+}
+
+/* Stop watching and close the fd. The order matters: uv_poll_stop removes
+ * the fd from epoll while it is still open; then the fd can go. */
+static void ep_drop(struct ep *e)
+{
+    if (e->poll) {
+        uv_poll_stop(e->poll);
+        uv_close((uv_handle_t *)e->poll, poll_closed);
+        e->poll = NULL;
+    }
+    if (e->fd >= 0) {
+        close(e->fd);
+        e->fd = -1;
+    }
+    e->want = 0;
+}
+
+static void ep_reset_buffers(struct ep *e)
+{
+    free(e->in);
+    free(e->out);
+    e->in = e->out = NULL;
+    e->inlen = e->incap = e->outoff = e->outlen = 0;
+    e->eof = e->shut = false;
+}
+
+static int ep_push_in(struct ep *e, const char *data, size_t n)
+{
+    if (e->inlen + n > e->incap) {
+        char *nb = realloc(e->in, e->inlen + n);
+        if (!nb)
+            return -1;
+        e->in = nb;
+        e->incap = e->inlen + n;
+    }
+    memcpy(e->in + e->inlen, data, n);
+    e->inlen += n;
+    return 0;
+}
+
+static void set_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static int ep_append_out(struct ep *e, const char *data, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (e->outoff > 0 && e->outoff == e->outlen) {
+        e->outoff = e->outlen = 0;
+    }
+    char *nb = realloc(e->out, e->outlen + n);
+    if (!nb)
+        return -1;
+    e->out = nb;
+    memcpy(e->out + e->outlen, data, n);
+    e->outlen += n;
+    return 0;
+}
+
+static bool ep_has_out(const struct ep *e)
+{
+    return e->outlen > e->outoff;
+}
+
+/* Write pending output: 0 all written, 1 would block, -1 error. */
+static int ep_flush(struct ep *e)
+{
+    while (ep_has_out(e)) {
+        ssize_t w = send(e->fd, e->out + e->outoff, e->outlen - e->outoff, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                return 1;
+            return -1;
+        }
+        e->outoff += (size_t)w;
+    }
+    free(e->out);
+    e->out = NULL;
+    e->outoff = e->outlen = 0;
+    return 0;
+}
+
+/* Read into e->in (for heads): 1 got data, 0 would block, -1 EOF or error. */
+static int ep_read_in(struct ep *e, size_t cap)
+{
+    if (e->inlen >= cap)
+        return 0;
+    if (e->incap < cap) {
+        size_t nc = e->incap ? e->incap * 2 : 4096;
+        if (nc > cap)
+            nc = cap;
+        if (nc < e->inlen + 1)
+            nc = cap;
+        char *nb = realloc(e->in, nc);
+        if (!nb)
+            return -1;
+        e->in = nb;
+        e->incap = nc;
+    }
+    if (e->inlen == e->incap) {
+        size_t nc = e->incap * 2 > cap ? cap : e->incap * 2;
+        char *nb = realloc(e->in, nc);
+        if (!nb)
+            return -1;
+        e->in = nb;
+        e->incap = nc;
+    }
+    for (;;) {
+        ssize_t r = recv(e->fd, e->in + e->inlen, e->incap - e->inlen, 0);
+        if (r > 0) {
+            e->inlen += (size_t)r;
+            return 1;
+        }
+        if (r == 0) {
+            e->eof = true;
+            return -1;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN)
+            return 0;
+        return -1;
+    }
+}
+
+static void ep_consume_in(struct ep *e, size_t n)
+{
+    memmove(e->in, e->in + n, e->inlen - n);
+    e->inlen -= n;
+}
+
+static const char *addr_str(const struct sockaddr_storage *ss, char *buf, size_t n)
+{
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf, (socklen_t)n);
+    else
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf, (socklen_t)n);
+    return buf;
+}
+
+/* ---- audit --------------------------------------------------------------- */
+
+static void audit_connect(struct conn *c, bool allow, const char *reason)
+{
+    json_t *f = json_pack("{s:s, s:i, s:s}", "host", c->target.host, "port", c->target.port,
+                          "via", c->via);
+    if (!f)
+        return;
+    if (c->addr_text[0])
+        json_object_set_new(f, "address", json_string(c->addr_text));
+    if (c->rule)
+        json_object_set_new(f, "rule", json_string(c->rule));
+    if (reason)
+        json_object_set_new(f, "reason", json_string(reason));
+    if (!allow)
+        c->px->stats.denied++;
+    audit_emit(c->px->cfg.audit, "net.connect", allow, f);
+}
+
+static void audit_request(struct conn *c, int status, bool allow, const char *reason)
+{
+    json_t *f = json_pack("{s:s, s:s, s:i, s:s, s:i}", "method", c->method, "host", c->target.host,
+                          "port", c->target.port, "path", c->path ? c->path : "", "status", status);
+    if (!f)
+        return;
+    if (c->rule)
+        json_object_set_new(f, "rule", json_string(c->rule));
+    if (reason)
+        json_object_set_new(f, "reason", json_string(reason));
+    audit_emit(c->px->cfg.audit, "net.request", allow, f);
+}
+
+static void audit_close(struct conn *c)
+{
+    json_t *f = json_pack("{s:s, s:i, s:s, s:I, s:I}", "host", c->up_host, "port", c->up_port,
+                          "via", c->via, "bytes_up", (json_int_t)c->bytes_up_total,
+                          "bytes_down", (json_int_t)c->bytes_down_total);
+    if (f && c->addr_text[0])
+        json_object_set_new(f, "address", json_string(c->addr_text));
+    audit_emit(c->px->cfg.audit, "net.close", true, f);
+}
+
+/* ---- answers to the client ---------------------------------------------- */
+
+/* A reason may come from settings (deniedDomainReasons): keep it on one line
+ * and printable before it goes into a status line or body. */
+static void clean_text(char *dst, size_t n, const char *src)
+{
+    size_t k = 0;
+    for (; src && *src && k + 1 < n; src++)
+        dst[k++] = ((unsigned char)*src < 0x20 || *src == 0x7f) ? ' ' : *src;
+    dst[k] = '\0';
+}
+
+static void http_answer(struct conn *c, int status, const char *phrase, const char *errtag,
+                        const char *body_reason)
+{
+    char reason[512], body[1024], head[2048];
+    clean_text(reason, sizeof(reason), body_reason);
+    int bl;
+    if (c->target.host[0])
+        bl = snprintf(body, sizeof(body), "cordon: %s:%u: %s\n", c->target.host,
+                      (unsigned)c->target.port, reason);
+    else
+        bl = snprintf(body, sizeof(body), "cordon: %s\n", reason);
+    if (bl < 0)
+        bl = 0;
+    if ((size_t)bl >= sizeof(body))
+        bl = (int)sizeof(body) - 1;
+    char ph[256];
+    clean_text(ph, sizeof(ph), phrase);
+    int hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 %d %s\r\nX-Proxy-Error: %s\r\nContent-Type: text/plain\r\n"
+                      "Content-Length: %d\r\nConnection: close\r\n\r\n",
+                      status, ph, errtag, bl);
+    if (hl > 0 && (size_t)hl < sizeof(head))
+        ep_append_out(&c->c, head, (size_t)hl);
+    if (!c->req_head_method)
+        ep_append_out(&c->c, body, (size_t)bl);
+    c->st = ST_CLOSING;
+}
+
+static void socks_answer(struct conn *c, uint8_t rep)
+{
+    uint8_t r[10];
+    size_t n = socks5_reply(r, rep);
+    ep_append_out(&c->c, (const char *)r, n);
+    if (rep != SOCKS5_OK)
+        c->st = ST_CLOSING;
+}
+
+static const char *status_phrase(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 405: return "Method Not Allowed";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+    }
+}
+
+/* A refused destination: 403 naming host and reason, or SOCKS "not allowed". */
+static void refuse(struct conn *c, const char *errtag, const char *reason)
+{
+    audit_connect(c, false, reason);
+    if (c->kind == PROXY_SOCKS5) {
+        socks_answer(c, SOCKS5_NOT_ALLOWED);
+        return;
+    }
+    /* srt answers a refused CONNECT with the reason as the status phrase. */
+    http_answer(c, 403, c->is_connect ? reason : "Forbidden", errtag, reason);
+}
+
+/* ---- decision ------------------------------------------------------------ */
+
+static const char *custom_reason(struct conn *c, const struct net_entry *e)
+{
+    if (!e || !c->px->cfg.deny_reasons)
+        return NULL;
+    json_t *r = json_object_get(c->px->cfg.deny_reasons, e->text);
+    return json_is_string(r) ? json_string_value(r) : NULL;
+}
+
+static bool own_address(const struct proxy *px, int family, const uint8_t *a)
+{
+    for (size_t i = 0; i < px->nown; i++)
+        if (px->own[i].family == family && memcmp(px->own[i].a, a, family == 4 ? 4 : 16) == 0)
+            return true;
+    return false;
+}
+
+/* Is this address allowed as the destination of an allowed request? An
+ * address allowed by an IP-literal entry (with the port) passes even when it
+ * is private or loopback: the user named it (srt's exemption, 3.11). */
+static bool address_ok(struct conn *c, const struct sockaddr_storage *ss, const char **why)
+{
+    struct net_target t = { .port = c->target.port };
+    int family;
+    if (ss->ss_family == AF_INET) {
+        family = 4;
+        t.kind = HOST_IPV4;
+        memcpy(t.addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else {
+        family = 6;
+        t.kind = HOST_IPV6;
+        memcpy(t.addr, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+        static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        if (memcmp(t.addr, mapped, 12) == 0) {
+            t.kind = HOST_IPV4;
+            memmove(t.addr, t.addr + 12, 4);
+            memset(t.addr + 4, 0, 12);
+        }
+    }
+    struct net_verdict v = net_decide(c->px->cfg.rules, &t);
+    if (v.allow && v.rule && (v.rule->kind == HOST_IPV4 || v.rule->kind == HOST_IPV6))
+        return true;
+    if (net_addr_forbidden(t.kind == HOST_IPV4 ? 4 : 6, t.addr, c->px->cfg.allow_private, why))
+        return false;
+    if (own_address(c->px, t.kind == HOST_IPV4 ? 4 : family, t.addr)) {
+        *why = "an address of this host";
+        return false;
+    }
+    return true;
+}
+
+/* Addresses for the destination are known: check each, then dial. Never calls
+ * conn_update (it may run inside it). */
+static void resolved(struct conn *c, int status, const struct sockaddr_storage *addrs, size_t n,
+                     const char *msg)
+{
+    if (status < 0) {
+        char why[300];
+        snprintf(why, sizeof(why), "cannot resolve the host: %s", msg ? msg : "error");
+        audit_connect(c, true, why);
+        if (c->kind == PROXY_SOCKS5)
+            socks_answer(c, SOCKS5_HOST_UNREACHABLE);
+        else
+            http_answer(c, 502, "Bad Gateway", "dns-failure", why);
+        return;
+    }
+    c->naddrs = 0;
+    free(c->addrs);
+    c->addrs = calloc(n, sizeof(*c->addrs));
+    if (!c->addrs) {
+        audit_connect(c, true, "out of memory");
+        http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
+        return;
+    }
+    const char *why = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *w = NULL;
+        if (address_ok(c, &addrs[i], &w))
+            c->addrs[c->naddrs++] = addrs[i];
+        else if (!why)
+            why = w;
+    }
+    if (c->naddrs == 0) {
+        char reason[300];
+        snprintf(reason, sizeof(reason), "%s resolves to %s", c->target.host,
+                 why ? why : "no usable address");
+        addr_str(&addrs[0], c->addr_text, sizeof(c->addr_text));
+        refuse(c, "blocked-address", reason);
+        return;
+    }
+    c->addr_i = 0;
+    start_connect(c);
+}
+
+static void on_resolved(void *ud, int status, const struct sockaddr_storage *addrs, size_t n,
+                        const char *msg)
+{
+    struct conn *c = ud;
+    c->rq = NULL;
+    resolved(c, status, addrs, n, msg);
+    conn_update(c);
+}
+
+/* A kept-alive upstream may have closed while the client was idle. */
+static bool upstream_alive(struct conn *c)
+{
+    char b;
+    ssize_t r = recv(c->u.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r < 0 && (errno == EAGAIN || errno == EINTR);
+}
+
+/* The destination is known (c->target): decide, then resolve or dial. */
+static void decide(struct conn *c)
+{
+    struct net_verdict v = net_decide(c->px->cfg.rules, &c->target);
+    c->rule = v.rule ? v.rule->text : NULL;
+    if (!v.allow) {
+        const char *custom = custom_reason(c, v.rule);
+        const char *tag = v.rule ? "blocked-by-denylist"
+                          : strcmp(v.reason, "port is not allowed for this host") == 0
+                              ? "blocked-port"
+                              : "blocked-by-allowlist";
+        refuse(c, tag, custom ? custom : v.reason);
+        return;
+    }
+    /* Reuse the upstream of the previous plain request when it goes to the
+     * same place (HTTP keep-alive). */
+    if (c->upstream_ok && !c->is_connect && c->up_port == c->target.port &&
+        strcmp(c->up_host, c->target.host) == 0 && upstream_alive(c)) {
+        audit_connect(c, true, NULL);
+        c->st = ST_FORWARD;
+        ep_append_out(&c->u, c->fwd_head, c->fwd_len);
+        free(c->fwd_head);
+        c->fwd_head = NULL;
+        return;
+    }
+    if (c->upstream_ok) {
+        /* A different destination (or a dead one): drop the old upstream. */
+        audit_close(c);
+        ep_drop(&c->u);
+        ep_reset_buffers(&c->u);
+        c->upstream_ok = false;
+        c->bytes_up_total = c->bytes_down_total = 0;
+    }
+    if (c->target.kind != HOST_NAME) {
+        /* An address the policy allowed by an IP-literal entry: dial it. */
+        struct sockaddr_storage ss = { 0 };
+        if (c->target.kind == HOST_IPV4) {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+            s4->sin_family = AF_INET;
+            memcpy(&s4->sin_addr, c->target.addr, 4);
+            s4->sin_port = htons(c->target.port);
+        } else {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+            s6->sin6_family = AF_INET6;
+            memcpy(&s6->sin6_addr, c->target.addr, 16);
+            s6->sin6_port = htons(c->target.port);
+        }
+        c->st = ST_RESOLVING;
+        resolved(c, 0, &ss, 1, NULL);
+        return;
+    }
+    c->st = ST_RESOLVING;
+    c->rq = resolver_lookup(c->px->cfg.resolver, c->target.host, c->target.port, on_resolved, c);
+    if (!c->rq) {
+        audit_connect(c, true, "out of memory");
+        http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
+    }
+}
+
+/* ---- upstream ------------------------------------------------------------ */
+
+static void on_upstream_poll(uv_poll_t *p, int status, int events);
+static void on_client_poll(uv_poll_t *p, int status, int events);
+
+static void connect_failed(struct conn *c, const char *why)
+{
+    ep_drop(&c->u);
+    if (++c->addr_i < c->naddrs) {
+        start_connect(c);
+        return;
+    }
+    char reason[300];
+    snprintf(reason, sizeof(reason), "cannot connect: %s", why);
+    audit_connect(c, true, reason);
+    if (c->kind == PROXY_SOCKS5)
+        socks_answer(c, SOCKS5_HOST_UNREACHABLE);
+    else
+        http_answer(c, 502, "Bad Gateway", "connect-failed", reason);
+}
+
+static void connected(struct conn *c)
+{
+    c->upstream_ok = true;
+    free(c->addrs);
+    c->addrs = NULL;
+    c->up_port = c->target.port;
+    snprintf(c->up_host, sizeof(c->up_host), "%s", c->target.host);
+    set_nodelay(c->u.fd);
+    uv_timer_stop(&c->timer);
+    audit_connect(c, true, NULL);
+    if (c->kind == PROXY_SOCKS5) {
+        socks_answer(c, SOCKS5_OK);
+        c->st = ST_TUNNEL;
+        c->up.mode = c->down.mode = FLOW_RAW;
+    } else if (c->is_connect) {
+        static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+        ep_append_out(&c->c, ok, sizeof(ok) - 1);
+        c->st = ST_TUNNEL;
+        c->up.mode = c->down.mode = FLOW_RAW;
+    } else {
+        c->st = ST_FORWARD;
+        ep_append_out(&c->u, c->fwd_head, c->fwd_len);
+        free(c->fwd_head);
+        c->fwd_head = NULL;
+    }
+}
+
+static void start_connect(struct conn *c)
+{
+    const struct sockaddr_storage *ss = &c->addrs[c->addr_i];
+    addr_str(ss, c->addr_text, sizeof(c->addr_text));
+    c->st = ST_CONNECTING;
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        connect_failed(c, strerror(errno));
+        return;
+    }
+    c->u.fd = fd;
+    socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                              : sizeof(struct sockaddr_in6);
+    int r = connect(fd, (const struct sockaddr *)ss, len);
+    if (r < 0 && errno != EINPROGRESS) {
+        connect_failed(c, strerror(errno));
+        return;
+    }
+    if (ep_watch(c, &c->u) < 0) {
+        connect_failed(c, "cannot watch the socket");
+        return;
+    }
+    c->u.want = UV_WRITABLE;
+    uv_poll_start(c->u.poll, UV_WRITABLE, on_upstream_poll);
+}
+
+/* ---- relay --------------------------------------------------------------- */
+
+/* Move bytes of one message body or tunnel from src to dst. Returns 1 when
+ * progress was made, 0 when blocked, -1 on a fatal error. */
+static int relay(struct ep *src, struct ep *dst, struct flow *f, uint64_t *total)
+{
+    if (f->mode == FLOW_IDLE)
+        return 0;
+    int progress = 0;
+    if (f->mode == FLOW_DONE) {
+        /* The message is complete, but what it left in the pipe or the
+         * output buffer still has to reach dst. */
+        if (ep_has_out(dst)) {
+            int w = ep_flush(dst);
+            if (w < 0)
+                return -1;
+            if (w > 0)
+                return 0;
+            progress = 1;
+        }
+        while (f->splice && f->inpipe > 0) {
+            ssize_t m = splice(f->pipe[0], NULL, dst->fd, NULL, f->inpipe,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (m < 0) {
+                if (errno == EINTR)
+                    continue;
+                return errno == EAGAIN ? progress : -1;
+            }
+            f->inpipe -= (size_t)m;
+            progress = 1;
+        }
+        return progress;
+    }
+
+    /* Bytes already buffered in src->in (pipelined data, or what followed a
+     * head) go first. */
+    if (src->inlen > 0 && !f->splice) {
+        size_t n = src->inlen;
+        if (f->mode == FLOW_LENGTH && n > f->remaining)
+            n = (size_t)f->remaining;
+        if (f->mode == FLOW_CHUNKED) {
+            bool done = false;
+            long k = http_chunked_feed(&f->ck, src->in, n, &done);
+            if (k < 0)
+                return -1;
+            n = (size_t)k;
+            if (done)
+                f->mode = FLOW_DONE;
+        }
+        if (ep_append_out(dst, src->in, n) < 0)
+            return -1;
+        ep_consume_in(src, n);
+        f->bytes += n;
+        *total += n;
+        if (f->mode == FLOW_LENGTH) {
+            f->remaining -= n;
+            if (f->remaining == 0)
+                f->mode = FLOW_DONE;
+        }
+        progress = 1;
+    }
+
+    for (int rounds = 0; rounds < 16; rounds++) {
+        if (ep_has_out(dst)) {
+            int w = ep_flush(dst);
+            if (w < 0)
+                return -1;
+            if (w > 0)
+                return progress;
+            progress = 1;
+        }
+        if (f->splice && f->inpipe > 0) {
+            ssize_t m = splice(f->pipe[0], NULL, dst->fd, NULL, f->inpipe,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (m < 0) {
+                if (errno == EAGAIN)
+                    return progress;
+                if (errno != EINTR)
+                    return -1;
+                continue;
+            }
+            f->inpipe -= (size_t)m;
+            f->pipe_full = false;
+            progress = 1;
+            if (f->inpipe > 0)
+                continue;
+        }
+        if (f->mode == FLOW_DONE || src->eof)
+            break;
+        size_t want = SCRATCH_SIZE;
+        if (f->mode == FLOW_LENGTH && f->remaining < want)
+            want = (size_t)f->remaining;
+        if (f->splice) {
+            size_t sw = PIPE_SIZE - f->inpipe;
+            if (f->mode == FLOW_LENGTH && f->remaining < sw)
+                sw = (size_t)f->remaining;
+            if (sw == 0)
+                return progress;
+            ssize_t r = splice(src->fd, NULL, f->pipe[1], NULL, sw,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (r < 0) {
+                if (errno == EAGAIN) {
+                    if (f->inpipe > 0)
+                        f->pipe_full = true;
+                    return progress;
+                }
+                if (errno == EINTR)
+                    continue;
+                return -1;
+            }
+            if (r == 0) {
+                src->eof = true;
+                break;
+            }
+            f->inpipe += (size_t)r;
+            f->bytes += (size_t)r;
+            *total += (size_t)r;
+            if (f->mode == FLOW_LENGTH) {
+                f->remaining -= (size_t)r;
+                if (f->remaining == 0)
+                    f->mode = FLOW_DONE;
+            }
+            progress = 1;
+            continue;
+        }
+        ssize_t r = recv(src->fd, g_scratch, want, 0);
+        if (r < 0) {
+            if (errno == EAGAIN)
+                return progress;
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0) {
+            src->eof = true;
+            break;
+        }
+        size_t n = (size_t)r;
+        size_t fwd = n;
+        if (f->mode == FLOW_CHUNKED) {
+            bool done = false;
+            long k = http_chunked_feed(&f->ck, g_scratch, n, &done);
+            if (k < 0)
+                return -1;
+            fwd = (size_t)k;
+            if (done)
+                f->mode = FLOW_DONE;
+            /* Bytes after the end of the message belong to the next one. */
+            if (fwd < n && ep_push_in(src, g_scratch + fwd, n - fwd) < 0)
+                return -1;
+        }
+        f->bytes += fwd;
+        *total += fwd;
+        if (f->mode == FLOW_LENGTH) {
+            f->remaining -= fwd;
+            if (f->remaining == 0)
+                f->mode = FLOW_DONE;
+        }
+        /* Send straight from the scratch buffer; keep only what the peer did
+         * not take. */
+        size_t off = 0;
+        if (!ep_has_out(dst)) {
+            while (off < fwd) {
+                ssize_t w = send(dst->fd, g_scratch + off, fwd - off, MSG_NOSIGNAL);
+                if (w < 0) {
+                    if (errno == EINTR)
+                        continue;
+                    if (errno == EAGAIN)
+                        break;
+                    return -1;
+                }
+                off += (size_t)w;
+            }
+        }
+        if (off < fwd && ep_append_out(dst, g_scratch + off, fwd - off) < 0)
+            return -1;
+        progress = 1;
+        if (n >= SPLICE_THRESHOLD && (f->mode == FLOW_RAW || f->mode == FLOW_LENGTH) &&
+            !f->splice) {
+            if (pipe2(f->pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
+                fcntl(f->pipe[1], F_SETPIPE_SZ, PIPE_SIZE);
+                f->splice = true;
+            }
+        }
+        if (ep_has_out(dst))
+            return progress;
+    }
+    /* End of a raw stream: pass the half-close on once everything is out. */
+    if (src->eof && f->mode == FLOW_RAW && !ep_has_out(dst) && f->inpipe == 0 && !dst->shut) {
+        shutdown(dst->fd, SHUT_WR);
+        dst->shut = true;
+        f->mode = FLOW_DONE;
+        progress = 1;
+    }
+    return progress;
+}
+
+static void flow_reset(struct flow *f)
+{
+    if (f->splice) {
+        close(f->pipe[0]);
+        close(f->pipe[1]);
+    }
+    memset(f, 0, sizeof(*f));
+}
+
+/* ---- heads ----------------------------------------------------------------- */
+
+static bool hop_by_hop(const struct http_header *h, const struct http_header *conn_hdr)
+{
+    static const char *const names[] = {
+        "connection", "proxy-connection", "keep-alive", "proxy-authorization",
+        "proxy-authenticate", "te", "trailer", "upgrade", "host",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (h->name_len == strlen(names[i]) && strncasecmp(h->name, names[i], h->name_len) == 0)
+            return true;
+    if (conn_hdr) {
+        char name[128];
+        if (h->name_len < sizeof(name)) {
+            memcpy(name, h->name, h->name_len);
+            name[h->name_len] = '\0';
+            if (http_has_token(conn_hdr->value, conn_hdr->value_len, name))
+                return true;
+        }
+    }
+    return false;
+}
+
+static int build_forward_head(struct conn *c, const struct http_request *r)
+{
+    size_t cap = 512 + r->path_len + strlen(c->target.host);
+    for (size_t i = 0; i < r->nheaders; i++)
+        cap += r->headers[i].name_len + r->headers[i].value_len + 4;
+    char *h = malloc(cap);
+    if (!h)
+        return -1;
+    size_t n = 0;
+    n += (size_t)snprintf(h + n, cap - n, "%.*s %.*s HTTP/1.1\r\n", (int)r->method_len, r->method,
+                          (int)r->path_len, r->path);
+    /* Host comes from the URI the decision was made on (T13). */
+    bool v6 = c->target.kind == HOST_IPV6;
+    bool default_port = c->target.port == 80;
+    n += (size_t)snprintf(h + n, cap - n, "Host: %s%s%s", v6 ? "[" : "", c->target.host,
+                          v6 ? "]" : "");
+    if (!default_port)
+        n += (size_t)snprintf(h + n, cap - n, ":%u", (unsigned)c->target.port);
+    n += (size_t)snprintf(h + n, cap - n, "\r\n");
+    const struct http_header *conn_hdr = http_find(r->headers, r->nheaders, "connection");
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const struct http_header *f = &r->headers[i];
+        if (hop_by_hop(f, conn_hdr))
+            continue;
+        n += (size_t)snprintf(h + n, cap - n, "%.*s: %.*s\r\n", (int)f->name_len, f->name,
+                              (int)f->value_len, f->value);
+    }
+    if (r->upgrade && r->upgrade_header) {
+        n += (size_t)snprintf(h + n, cap - n, "Connection: upgrade\r\nUpgrade: %.*s\r\n",
+                              (int)r->upgrade_header->value_len, r->upgrade_header->value);
+    } else {
+        n += (size_t)snprintf(h + n, cap - n, "Connection: %s\r\n",
+                              r->keep_alive ? "keep-alive" : "close");
+    }
+    n += (size_t)snprintf(h + n, cap - n, "\r\n");
+    free(c->fwd_head);
+    c->fwd_head = h;
+    c->fwd_len = n;
+    return 0;
+}
+
+static void handle_http_head(struct conn *c)
+{
+    const char *why = NULL;
+    int r = http_parse_request(c->c.in, c->c.inlen, &g_req, &why);
+    if (r == 0) {
+        if (c->c.eof)
+            c->st = ST_CLOSING;
+        return;
+    }
+    memset(&c->target, 0, sizeof(c->target));
+    c->rule = NULL;
+    c->addr_text[0] = '\0';
+    if (r < 0) {
+        c->req_head_method = false;
+        http_answer(c, -r, status_phrase(-r), "bad-request", why);
+        return;
+    }
+    const struct http_request *q = &g_req;
+    c->req_head_method = q->method_len == 4 && memcmp(q->method, "HEAD", 4) == 0;
+    snprintf(c->method, sizeof(c->method), "%.*s", (int)(q->method_len < 15 ? q->method_len : 15),
+             q->method);
+    if (q->form != HTTP_TARGET_ABSOLUTE && q->form != HTTP_TARGET_AUTHORITY) {
+        http_answer(c, 400, "Bad Request", "bad-request",
+                    "not a proxy request (use an absolute URI or CONNECT)");
+        return;
+    }
+    const char *cwhy = NULL;
+    if (net_canon_host(q->host, &c->target, &cwhy) < 0) {
+        http_answer(c, 400, "Bad Request", "bad-request", cwhy);
+        return;
+    }
+    c->target.port = q->port;
+    c->is_connect = q->form == HTTP_TARGET_AUTHORITY;
+    snprintf(c->via, sizeof(c->via), "%s", c->is_connect ? "connect" : "http");
+    if (c->is_connect) {
+        ep_consume_in(&c->c, (size_t)r);
+        uv_timer_stop(&c->timer);
+        decide(c);
+        return;
+    }
+    /* Plain HTTP. Only "http" reaches here: the parser refuses other schemes. */
+    if (q->upgrade && q->upgrade_header &&
+        http_has_token(q->upgrade_header->value, q->upgrade_header->value_len, "h2c")) {
+        http_answer(c, 400, "Bad Request", "bad-request", "h2c upgrades are refused");
+        return;
+    }
+    free(c->path);
+    c->path = strndup(q->path, q->path_len);
+    c->req_keep_alive = q->keep_alive;
+    c->req_upgrade = q->upgrade;
+    if (build_forward_head(c, q) < 0) {
+        http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
+        return;
+    }
+    flow_reset(&c->up);
+    flow_reset(&c->down);
+    switch (q->framing) {
+    case HTTP_BODY_LENGTH:
+        c->up.mode = q->content_length ? FLOW_LENGTH : FLOW_DONE;
+        c->up.remaining = q->content_length;
+        break;
+    case HTTP_BODY_CHUNKED:
+        c->up.mode = FLOW_CHUNKED;
+        break;
+    default:
+        c->up.mode = FLOW_DONE;
+    }
+    c->resp_head_done = false;
+    ep_consume_in(&c->c, (size_t)r);
+    uv_timer_stop(&c->timer);
+    decide(c);
+}
+
+static void handle_socks_head(struct conn *c)
+{
+    if (c->socks_phase == 0) {
+        bool no_auth = false;
+        int r = socks5_parse_greeting((const uint8_t *)c->c.in, c->c.inlen, &no_auth);
+        if (r == 0)
+            return;
+        if (r < 0 || !no_auth) {
+            static const uint8_t no[2] = { 5, 0xff };
+            ep_append_out(&c->c, (const char *)no, 2);
+            c->st = ST_CLOSING;
+            return;
+        }
+        ep_consume_in(&c->c, (size_t)r);
+        static const uint8_t yes[2] = { 5, 0 };
+        ep_append_out(&c->c, (const char *)yes, 2);
+        c->socks_phase = 1;
+    }
+    struct socks5_request sr;
+    int r = socks5_parse_request((const uint8_t *)c->c.in, c->c.inlen, &sr);
+    if (r == 0)
+        return;
+    if (r < 0) {
+        socks_answer(c, (uint8_t)-r);
+        return;
+    }
+    ep_consume_in(&c->c, (size_t)r);
+    snprintf(c->via, sizeof(c->via), "socks");
+    const char *why = NULL;
+    if (net_canon_host(sr.host, &c->target, &why) < 0) {
+        json_t *f = json_pack("{s:s, s:i, s:s, s:s}", "host", sr.host, "port", sr.port, "via",
+                              "socks", "reason", why);
+        c->px->stats.denied++;
+        audit_emit(c->px->cfg.audit, "net.connect", false, f);
+        socks_answer(c, SOCKS5_NOT_ALLOWED);
+        return;
+    }
+    c->target.port = sr.port;
+    uv_timer_stop(&c->timer);
+    decide(c);
+}
+
+/* Response head from upstream, in ST_FORWARD. */
+static int handle_response_head(struct conn *c)
+{
+    const char *why = NULL;
+    int r = http_parse_response(c->u.in, c->u.inlen, c->req_head_method, &g_res, &why);
+    if (r == 0) {
+        if (c->u.eof || c->u.inlen >= HTTP_MAX_HEAD) {
+            audit_request(c, 502, true, "upstream closed or sent an oversized head");
+            http_answer(c, 502, "Bad Gateway", "bad-response",
+                        "the upstream closed without a complete response");
+        }
+        return 0;
+    }
+    if (r < 0) {
+        audit_request(c, 502, true, why);
+        http_answer(c, 502, "Bad Gateway", "bad-response", why);
+        return 0;
+    }
+    ep_append_out(&c->c, c->u.in, (size_t)r);
+    ep_consume_in(&c->u, (size_t)r);
+    c->resp_status = g_res.status;
+    if (g_res.status == 101 && c->req_upgrade) {
+        audit_request(c, 101, true, NULL);
+        c->st = ST_TUNNEL;
+        flow_reset(&c->up);
+        flow_reset(&c->down);
+        c->up.mode = c->down.mode = FLOW_RAW;
+        return 1;
+    }
+    if (g_res.status >= 100 && g_res.status < 200)
+        return 1; /* interim: another head follows */
+    c->resp_head_done = true;
+    c->resp_keep_alive = g_res.keep_alive;
+    c->resp_until_close = g_res.framing == HTTP_BODY_UNTIL_CLOSE;
+    switch (g_res.framing) {
+    case HTTP_BODY_LENGTH:
+        c->down.mode = g_res.content_length ? FLOW_LENGTH : FLOW_DONE;
+        c->down.remaining = g_res.content_length;
+        break;
+    case HTTP_BODY_CHUNKED:
+        c->down.mode = FLOW_CHUNKED;
+        break;
+    case HTTP_BODY_UNTIL_CLOSE:
+        c->down.mode = FLOW_RAW;
+        break;
+    default:
+        c->down.mode = FLOW_DONE;
+    }
+    return 1;
+}
+
+/* ---- the state machine --------------------------------------------------- */
+
+static void set_poll(struct ep *e, int want, uv_poll_cb cb)
+{
+    if (!e->poll || want == e->want)
+        return;
+    e->want = want;
+    if (want)
+        uv_poll_start(e->poll, want, cb);
+    else
+        uv_poll_stop(e->poll);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    if (c->st == ST_HEAD && c->c.inlen == 0 && !c->upstream_ok && c->kind == PROXY_HTTP) {
+        conn_close(c);
+        return;
+    }
+    if (c->st == ST_HEAD) {
+        if (c->kind == PROXY_HTTP && c->c.inlen > 0)
+            http_answer(c, 408, "Request Timeout", "timeout", "the request head was not "
+                                                              "completed in time");
+        else {
+            conn_close(c);
+            return;
+        }
+    } else if (c->st == ST_RESOLVING || c->st == ST_CONNECTING) {
+        if (c->rq) {
+            resolver_cancel(c->rq);
+            c->rq = NULL;
+        }
+        audit_connect(c, true, "timed out resolving or connecting");
+        if (c->kind == PROXY_SOCKS5)
+            socks_answer(c, SOCKS5_TTL_EXPIRED);
+        else
+            http_answer(c, 504, "Gateway Timeout", "timeout", "timed out connecting upstream");
+    } else {
+        conn_close(c);
+        return;
+    }
+    conn_update(c);
+}
+
+static void conn_update(struct conn *c)
+{
+    if (c->closing)
+        return;
+    for (int iter = 0; iter < 64; iter++) {
+        bool again = false;
+        if (c->closing)
+            return;
+        if ((c->st == ST_HEAD || c->st == ST_RESOLVING || c->st == ST_CONNECTING) &&
+            ep_has_out(&c->c) && ep_flush(&c->c) < 0) {
+            conn_close(c);
+            return;
+        }
+        switch (c->st) {
+        case ST_HEAD: {
+            if (c->c.inlen > 0) {
+                enum state before = c->st;
+                size_t len_before = c->c.inlen;
+                if (c->kind == PROXY_HTTP)
+                    handle_http_head(c);
+                else
+                    handle_socks_head(c);
+                if (c->st != before || c->c.inlen != len_before)
+                    again = true;
+            }
+            break;
+        }
+        case ST_TUNNEL: {
+            int a = relay(&c->c, &c->u, &c->up, &c->bytes_up_total);
+            int b = relay(&c->u, &c->c, &c->down, &c->bytes_down_total);
+            if (a < 0 || b < 0) {
+                conn_close(c);
+                return;
+            }
+            if (c->up.mode == FLOW_DONE && c->down.mode == FLOW_DONE && !ep_has_out(&c->c) &&
+                !ep_has_out(&c->u)) {
+                conn_close(c);
+                return;
+            }
+            again = a > 0 || b > 0;
+            break;
+        }
+        case ST_FORWARD: {
+            int a = relay(&c->c, &c->u, &c->up, &c->bytes_up_total);
+            if (a < 0) {
+                conn_close(c);
+                return;
+            }
+            if (ep_has_out(&c->u) && ep_flush(&c->u) < 0) {
+                conn_close(c);
+                return;
+            }
+            if (!c->resp_head_done) {
+                if (c->u.inlen > 0) {
+                    int h = handle_response_head(c);
+                    if (c->st != ST_FORWARD) {
+                        again = true;
+                        break;
+                    }
+                    if (h > 0)
+                        again = true;
+                }
+                if (ep_has_out(&c->c) && ep_flush(&c->c) < 0) {
+                    conn_close(c);
+                    return;
+                }
+                break;
+            }
+            int b = relay(&c->u, &c->c, &c->down, &c->bytes_down_total);
+            if (b < 0) {
+                conn_close(c);
+                return;
+            }
+            if (c->down.mode == FLOW_RAW && c->u.eof && !ep_has_out(&c->c) && c->down.inpipe == 0)
+                c->down.mode = FLOW_DONE;
+            if (c->down.mode == FLOW_DONE && c->up.mode == FLOW_DONE && !ep_has_out(&c->c) &&
+                c->down.inpipe == 0) {
+                audit_request(c, c->resp_status, true, NULL);
+                bool keep = c->req_keep_alive && c->resp_keep_alive && !c->resp_until_close &&
+                            !c->u.eof;
+                if (!keep) {
+                    conn_close(c);
+                    return;
+                }
+                flow_reset(&c->up);
+                flow_reset(&c->down);
+                c->st = ST_HEAD;
+                uv_timer_start(&c->timer, on_timeout, IDLE_TIMEOUT_MS, 0);
+                again = true;
+                break;
+            }
+            again = a > 0 || b > 0;
+            break;
+        }
+        case ST_CLOSING: {
+            int w = ep_flush(&c->c);
+            if (w != 1) {
+                conn_close(c);
+                return;
+            }
+            break;
+        }
+        default:
+            break;
+        }
+        if (!again)
+            break;
+    }
+    if (c->closing)
+        return;
+
+    /* Interest in events follows the state. */
+    int cw = 0, uw = 0;
+    switch (c->st) {
+    case ST_HEAD:
+        if (!c->c.eof)
+            cw |= UV_READABLE;
+        if (ep_has_out(&c->c))
+            cw |= UV_WRITABLE;
+        break;
+    case ST_RESOLVING:
+        if (ep_has_out(&c->c))
+            cw |= UV_WRITABLE;
+        break;
+    case ST_CONNECTING:
+        uw = UV_WRITABLE;
+        if (ep_has_out(&c->c))
+            cw |= UV_WRITABLE;
+        break;
+    case ST_CLOSING:
+        cw = UV_WRITABLE;
+        break;
+    case ST_TUNNEL:
+    case ST_FORWARD: {
+        bool up_active = c->up.mode != FLOW_IDLE && c->up.mode != FLOW_DONE;
+        bool down_active = c->st == ST_TUNNEL ? c->down.mode != FLOW_DONE
+                                              : (!c->resp_head_done ||
+                                                 (c->down.mode != FLOW_IDLE &&
+                                                  c->down.mode != FLOW_DONE));
+        if (up_active && !c->c.eof && !ep_has_out(&c->u) &&
+            (!c->up.splice || (c->up.inpipe < PIPE_SIZE && !c->up.pipe_full)))
+            cw |= UV_READABLE;
+        if (down_active && !c->u.eof && !ep_has_out(&c->c) &&
+            (!c->down.splice || (c->down.inpipe < PIPE_SIZE && !c->down.pipe_full)))
+            uw |= UV_READABLE;
+        if (ep_has_out(&c->c) || c->down.inpipe > 0)
+            cw |= UV_WRITABLE;
+        if (ep_has_out(&c->u) || c->up.inpipe > 0)
+            uw |= UV_WRITABLE;
+        break;
+    }
+    }
+    set_poll(&c->c, cw, on_client_poll);
+    set_poll(&c->u, uw, on_upstream_poll);
+}
+
+static void on_client_poll(uv_poll_t *p, int status, int events)
+{
+    struct conn *c = p->data;
+    if (status < 0 && status != UV_EBADF) {
+        /* An error on the socket: let the read or write report it. */
+        events = UV_READABLE | UV_WRITABLE;
+    }
+    if (c->st == ST_HEAD && (events & UV_READABLE)) {
+        int r = ep_read_in(&c->c, HTTP_MAX_HEAD + 1);
+        if (r < 0 && c->c.inlen == 0) {
+            conn_close(c);
+            return;
+        }
+        if (c->kind == PROXY_HTTP && c->c.inlen > HTTP_MAX_HEAD) {
+            /* the parser answers 431 on this length */
+        }
+    }
+    conn_update(c);
+}
+
+static void on_upstream_poll(uv_poll_t *p, int status, int events)
+{
+    struct conn *c = p->data;
+    if (c->st == ST_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (status < 0 || getsockopt(c->u.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+            connect_failed(c, strerror(err ? err : ECONNREFUSED));
+            conn_update(c);
+            return;
+        }
+        if (!(events & UV_WRITABLE))
+            return;
+        connected(c);
+        conn_update(c);
+        return;
+    }
+    if (c->st == ST_FORWARD && !c->resp_head_done && (events & UV_READABLE || status < 0)) {
+        int r = ep_read_in(&c->u, HTTP_MAX_HEAD + 1);
+        if (r < 0 && c->u.inlen == 0 && !c->u.eof) {
+            conn_close(c);
+            return;
+        }
+    }
+    conn_update(c);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static void conn_release(struct conn *c)
+{
+    if (--c->handles > 0)
+        return;
+    struct proxy *px = c->px;
+    free(c);
+    if (--px->handles == 0 && px->freeing)
+        free(px);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    conn_release(h->data);
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (c->rq) {
+        resolver_cancel(c->rq);
+        c->rq = NULL;
+    }
+    if (c->upstream_ok)
+        audit_close(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->px->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->px->stats.active--;
+    flow_reset(&c->up);
+    flow_reset(&c->down);
+    ep_drop(&c->c);
+    ep_drop(&c->u);
+    ep_reset_buffers(&c->c);
+    ep_reset_buffers(&c->u);
+    free(c->fwd_head);
+    free(c->path);
+    free(c->addrs);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, timer_closed);
+}
+
+static void on_accept(uv_poll_t *p, int status, int events);
+
+static void on_pause_done(uv_timer_t *t)
+{
+    struct listener *l = t->data;
+    uv_poll_start(&l->poll, UV_READABLE, on_accept);
+}
+
+static void on_accept(uv_poll_t *p, int status, int events)
+{
+    struct listener *l = p->data;
+    struct proxy *px = l->px;
+    (void)events;
+    if (status < 0)
+        return;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop accepting for a moment rather
+                 * than spin; queued clients wait in the backlog. */
+                uv_poll_stop(&l->poll);
+                uv_timer_start(&l->pause, on_pause_done, 100, 0);
+            }
+            return;
+        }
+        struct conn *c = calloc(1, sizeof(*c));
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->px = px;
+        c->kind = l->kind;
+        c->c.fd = fd;
+        c->u.fd = -1;
+        if (ep_watch(c, &c->c) < 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        set_nodelay(fd);
+        uv_timer_init(px->loop, &c->timer);
+        c->timer.data = c;
+        c->handles++; /* the timer */
+        c->next = px->conns;
+        if (px->conns)
+            px->conns->prev = c;
+        px->conns = c;
+        px->stats.accepted++;
+        px->stats.active++;
+        px->handles++;
+        uv_timer_start(&c->timer, on_timeout, HEAD_TIMEOUT_MS, 0);
+        c->c.want = UV_READABLE;
+        uv_poll_start(c->c.poll, UV_READABLE, on_client_poll);
+    }
+}
+
+static int collect_own_addresses(struct proxy *px)
+{
+    struct ifaddrs *ifa = NULL;
+    if (getifaddrs(&ifa) < 0)
+        return -errno;
+    size_t n = 0;
+    for (struct ifaddrs *i = ifa; i; i = i->ifa_next)
+        n++;
+    px->own = calloc(n + 1, sizeof(*px->own));
+    if (!px->own) {
+        freeifaddrs(ifa);
+        return -ENOMEM;
+    }
+    for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+        if (!i->ifa_addr)
+            continue;
+        if (i->ifa_addr->sa_family == AF_INET) {
+            px->own[px->nown].family = 4;
+            memcpy(px->own[px->nown++].a, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
+        } else if (i->ifa_addr->sa_family == AF_INET6) {
+            px->own[px->nown].family = 6;
+            memcpy(px->own[px->nown++].a, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
+        }
+    }
+    freeifaddrs(ifa);
+    return 0;
+}
+
+int proxy_new(uv_loop_t *loop, const struct proxy_config *cfg, struct proxy **out,
+              struct cordon_error *err)
+{
+    struct proxy *px = calloc(1, sizeof(*px));
+    if (!px)
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    px->loop = loop;
+    px->cfg = *cfg;
+    int r = collect_own_addresses(px);
+    if (r < 0) {
+        free(px);
+        return cordon_err_sys(err, -r, "listing this host's addresses");
+    }
+    *out = px;
+    return 0;
+}
+
+int proxy_add_listener(struct proxy *px, int fd, enum proxy_listener_kind kind,
+                       struct cordon_error *err)
+{
+    struct listener *l = calloc(1, sizeof(*l));
+    if (!l) {
+        close(fd);
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    }
+    l->px = px;
+    l->fd = fd;
+    l->kind = kind;
+    if (uv_poll_init_socket(px->loop, &l->poll, fd) < 0) {
+        close(fd);
+        free(l);
+        return cordon_err_set(err, EINVAL, "cannot watch a listener");
+    }
+    uv_timer_init(px->loop, &l->pause);
+    l->poll.data = l;
+    l->pause.data = l;
+    l->next = px->listeners;
+    px->listeners = l;
+    uv_poll_start(&l->poll, UV_READABLE, on_accept);
+    return 0;
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    struct listener *l = h->data;
+    if (--l->open_handles == 0)
+        free(l);
+}
+
+void proxy_free(struct proxy *px)
+{
+    if (!px)
+        return;
+    while (px->conns)
+        conn_close(px->conns);
+    for (struct listener *l = px->listeners, *next; l; l = next) {
+        next = l->next;
+        uv_poll_stop(&l->poll);
+        close(l->fd);
+        l->open_handles = 2;
+        uv_close((uv_handle_t *)&l->poll, listener_closed);
+        uv_close((uv_handle_t *)&l->pause, listener_closed);
+    }
+    px->listeners = NULL;
+    free(px->own);
+    /* Connections free themselves from their close callbacks and the last
+     * one frees px; the caller runs the loop until it has no more work. */
+    px->freeing = true;
+    if (px->handles == 0)
+        free(px);
+}
+
+void proxy_stats(const struct proxy *px, struct proxy_stats *out)
+{
+    *out = px->stats;
+}
