@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <idn2.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -422,4 +423,245 @@ bool net_addr_forbidden(int family, const uint8_t *a, bool allow_private, const 
         return true;
     }
     return false;
+}
+
+/* ---- ranges, upstream proxies, NO_PROXY ---------------------------------- */
+
+int net_cidr_parse(const char *s, struct net_cidr *c, const char **why)
+{
+    memset(c, 0, sizeof(*c));
+    char buf[128];
+    const char *slash = strchr(s, '/');
+    size_t al = slash ? (size_t)(slash - s) : strlen(s);
+    if (al == 0 || al >= sizeof(buf)) {
+        *why = "expected an address or a range such as 10.0.0.0/8";
+        return -1;
+    }
+    memcpy(buf, s, al);
+    buf[al] = '\0';
+    unsigned max;
+    if (inet_pton(AF_INET, buf, c->addr) == 1) {
+        c->family = 4;
+        max = 32;
+    } else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
+        c->family = 6;
+        max = 128;
+    } else {
+        *why = "expected an IPv4 or IPv6 address (IPv6 without brackets)";
+        return -1;
+    }
+    c->bits = max;
+    if (slash) {
+        const char *b = slash + 1;
+        if (!*b || strlen(b) > 3 || (b[0] == '0' && b[1])) {
+            *why = "bad prefix length";
+            return -1;
+        }
+        unsigned v = 0;
+        for (; *b; b++) {
+            if (*b < '0' || *b > '9') {
+                *why = "bad prefix length";
+                return -1;
+            }
+            v = v * 10 + (unsigned)(*b - '0');
+        }
+        if (v > max) {
+            *why = "prefix length too large";
+            return -1;
+        }
+        c->bits = v;
+    }
+    return 0;
+}
+
+bool net_cidr_match(const struct net_cidr *c, int family, const uint8_t *addr)
+{
+    uint8_t a4m[16];
+    if (c->family == 6 && family == 4) {
+        /* An IPv6 range written as ::ffff:a.b.c.d/n covers IPv4 addresses. */
+        static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        memcpy(a4m, mapped, 12);
+        memcpy(a4m + 12, addr, 4);
+        addr = a4m;
+        family = 6;
+    }
+    if (c->family != family)
+        return false;
+    unsigned full = c->bits / 8, rest = c->bits % 8;
+    if (memcmp(c->addr, addr, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (c->addr[full] & mask) == (addr[full] & mask);
+}
+
+static void base64(const uint8_t *in, size_t n, char *out, size_t outn)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 5 < outn; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= in[i + 2];
+        out[k++] = tbl[(v >> 18) & 63];
+        out[k++] = tbl[(v >> 12) & 63];
+        out[k++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+        out[k++] = i + 2 < n ? tbl[v & 63] : '=';
+    }
+    out[k] = '\0';
+}
+
+static int pct_decode(const char *s, size_t n, char *out, size_t outn)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k + 1 >= outn)
+            return -1;
+        if (s[i] == '%' && i + 2 < n + 0 && isxdigit((unsigned char)s[i + 1]) &&
+            isxdigit((unsigned char)s[i + 2])) {
+            char hex[3] = { s[i + 1], s[i + 2], 0 };
+            out[k++] = (char)strtol(hex, NULL, 16);
+            i += 2;
+        } else {
+            out[k++] = s[i];
+        }
+    }
+    out[k] = '\0';
+    return (int)k;
+}
+
+int net_proxy_url_parse(const char *url, struct net_proxy_url *o, const char **why)
+{
+    memset(o, 0, sizeof(*o));
+    if (strncasecmp(url, "http://", 7) != 0) {
+        *why = "an upstream proxy URL must start with http:// (TLS to the proxy itself is "
+               "not supported)";
+        return -1;
+    }
+    const char *a = url + 7;
+    size_t alen = strcspn(a, "/?#");
+    if (a[alen] == '?' || a[alen] == '#' || (a[alen] == '/' && a[alen + 1] != '\0')) {
+        *why = "an upstream proxy URL has no path, query or fragment";
+        return -1;
+    }
+    const char *at = memchr(a, '@', alen);
+    if (at) {
+        char cred[512];
+        if (pct_decode(a, (size_t)(at - a), cred, sizeof(cred)) < 0) {
+            *why = "credentials too long";
+            return -1;
+        }
+        char enc[sizeof(o->auth) - 8];
+        base64((const uint8_t *)cred, strlen(cred), enc, sizeof(enc));
+        snprintf(o->auth, sizeof(o->auth), "Basic %s", enc);
+        explicit_bzero(cred, sizeof(cred));
+        alen -= (size_t)(at - a) + 1;
+        a = at + 1;
+    }
+    char hostport[300];
+    if (alen == 0 || alen >= sizeof(hostport)) {
+        *why = "missing or overlong proxy host";
+        return -1;
+    }
+    memcpy(hostport, a, alen);
+    hostport[alen] = '\0';
+    struct net_entry e;
+    if (net_entry_parse(hostport, false, &e, why) < 0) {
+        /* single-label proxy hosts ("proxy:3128") are common on LANs */
+        char *colon = strrchr(hostport, ':');
+        if (colon && !strchr(hostport, ']'))
+            *colon = '\0';
+        struct net_target t;
+        if (net_canon_host(hostport, &t, why) < 0)
+            return -1;
+        snprintf(o->host, sizeof(o->host), "%s", t.host);
+        o->port = 80;
+        if (colon && parse_port(colon + 1, &o->port) < 0) {
+            *why = "bad proxy port";
+            return -1;
+        }
+        return 0;
+    }
+    if (e.kind == HOST_WILDCARD || e.kind == HOST_ANY) {
+        net_entry_free(&e);
+        *why = "a proxy host cannot be a wildcard";
+        return -1;
+    }
+    snprintf(o->host, sizeof(o->host), "%s", e.host);
+    o->port = e.port ? e.port : 80;
+    net_entry_free(&e);
+    return 0;
+}
+
+int net_noproxy_parse(const char *list, struct net_noproxy *np)
+{
+    memset(np, 0, sizeof(*np));
+    if (!list)
+        return 0;
+    const char *p = list;
+    while (*p) {
+        while (*p == ',' || *p == ' ' || *p == '\t')
+            p++;
+        size_t n = strcspn(p, ", \t");
+        if (n == 0)
+            break;
+        char item[300];
+        if (n < sizeof(item)) {
+            memcpy(item, p, n);
+            item[n] = '\0';
+            if (strcmp(item, "*") == 0) {
+                np->all = true;
+            } else {
+                struct net_noproxy_item it = { 0 };
+                const char *why = NULL;
+                struct net_target t;
+                char *name = item[0] == '.' ? item + 1 : item;
+                if (net_cidr_parse(item, &it.cidr, &why) == 0) {
+                    it.is_cidr = true;
+                } else if (net_canon_host(name, &t, &why) == 0 && t.kind == HOST_NAME) {
+                    snprintf(it.name, sizeof(it.name), "%s", t.host);
+                } else {
+                    p += n;
+                    continue; /* an entry we cannot read matches nothing */
+                }
+                struct net_noproxy_item *nv = realloc(np->v, (np->n + 1) * sizeof(*nv));
+                if (!nv)
+                    return -1;
+                np->v = nv;
+                np->v[np->n++] = it;
+            }
+        }
+        p += n;
+    }
+    return 0;
+}
+
+bool net_noproxy_match(const struct net_noproxy *np, const struct net_target *t)
+{
+    if (np->all)
+        return true;
+    for (size_t i = 0; i < np->n; i++) {
+        const struct net_noproxy_item *it = &np->v[i];
+        if (it->is_cidr) {
+            if (t->kind == HOST_IPV4 && net_cidr_match(&it->cidr, 4, t->addr))
+                return true;
+            if (t->kind == HOST_IPV6 && net_cidr_match(&it->cidr, 6, t->addr))
+                return true;
+        } else if (t->kind == HOST_NAME) {
+            size_t nl = strlen(it->name), tl = strlen(t->host);
+            if (strcmp(it->name, t->host) == 0 ||
+                (tl > nl && t->host[tl - nl - 1] == '.' && strcmp(t->host + tl - nl, it->name) == 0))
+                return true;
+        }
+    }
+    return false;
+}
+
+void net_noproxy_free(struct net_noproxy *np)
+{
+    free(np->v);
+    memset(np, 0, sizeof(*np));
 }

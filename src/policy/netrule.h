@@ -78,4 +78,40 @@ struct net_verdict net_decide(const struct net_rules *r, const struct net_target
  * *why names the class. */
 bool net_addr_forbidden(int family, const uint8_t *addr, bool allow_private, const char **why);
 
+/* An address range: "10.0.0.0/8", "fd00::/8", or one address. IPv6 is
+ * written without brackets (srt's deniedResolvedAddresses). */
+struct net_cidr {
+    int family; /* 4 or 6 */
+    uint8_t addr[16];
+    unsigned bits;
+};
+int net_cidr_parse(const char *s, struct net_cidr *out, const char **why);
+bool net_cidr_match(const struct net_cidr *c, int family, const uint8_t *addr);
+
+/* An upstream proxy URL: http://[user:password@]host[:port][/] (parentProxy,
+ * or the supervisor's own HTTP_PROXY). auth is the Proxy-Authorization value
+ * ("Basic ...") or empty. */
+struct net_proxy_url {
+    char host[256];
+    uint16_t port;
+    char auth[600];
+};
+int net_proxy_url_parse(const char *url, struct net_proxy_url *out, const char **why);
+
+/* A NO_PROXY list: "*", names (a leading "." or not: the name and its
+ * subdomains), addresses and ranges, separated by commas or spaces. */
+struct net_noproxy_item {
+    bool is_cidr;
+    char name[256];
+    struct net_cidr cidr;
+};
+struct net_noproxy {
+    bool all;
+    struct net_noproxy_item *v;
+    size_t n;
+};
+int net_noproxy_parse(const char *list, struct net_noproxy *out);
+bool net_noproxy_match(const struct net_noproxy *np, const struct net_target *t);
+void net_noproxy_free(struct net_noproxy *np);
+
 #endif

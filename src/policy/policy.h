@@ -52,6 +52,17 @@ struct cordon_policy {
         json_t *hosts;                  /* network.hosts: canonical name -> address */
         struct cordon_strlist dns_servers;
         json_t *denied_domain_reasons;  /* object entry -> reason, or NULL */
+        struct net_cidr *denied_resolved; /* deniedResolvedAddresses */
+        size_t ndenied_resolved;
+        /* parentProxy; when absent, the supervisor's own HTTP_PROXY,
+         * HTTPS_PROXY and NO_PROXY apply at run time (as srt does). */
+        bool parent_set;
+        char *parent_http, *parent_https, *parent_no_proxy; /* as written */
+        /* mitmProxy */
+        char *mitm_socket;
+        struct net_entry *mitm_domains;
+        size_t nmitm_domains;
+        uint16_t http_proxy_port, socks_proxy_port; /* external proxies; 0: none */
         bool strict_allowlist;
         bool allow_all_unix_sockets;
         bool allow_local_binding;  /* accepted; the sandbox has its own loopback */

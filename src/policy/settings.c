@@ -16,6 +16,7 @@
 #include "core/cleanup.h"
 #include "core/err.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -474,6 +475,140 @@ static int net_dns_servers(struct ctx *c, json_t *v)
     return 0;
 }
 
+static int net_denied_resolved(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of addresses or ranges");
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        const char *s, *why = NULL;
+        r = want_string(c, e, &s);
+        if (r < 0)
+            return r;
+        struct net_cidr cidr;
+        if (net_cidr_parse(s, &cidr, &why) < 0)
+            return fail(c, EINVAL, "\"%s\": %s", s, why);
+        struct net_cidr *nv = realloc(c->p->net.denied_resolved,
+                                      (c->p->net.ndenied_resolved + 1) * sizeof(*nv));
+        if (!nv)
+            return fail(c, ENOMEM, "out of memory");
+        c->p->net.denied_resolved = nv;
+        nv[c->p->net.ndenied_resolved++] = cidr;
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static int set_string(struct ctx *c, json_t *v, char **out)
+{
+    const char *s;
+    int r = want_string(c, v, &s);
+    if (r < 0)
+        return r;
+    free(*out);
+    *out = strdup(s);
+    return *out ? 0 : fail(c, ENOMEM, "out of memory");
+}
+
+static int proxy_url(struct ctx *c, json_t *v, char **out)
+{
+    int r = set_string(c, v, out);
+    if (r < 0)
+        return r;
+    struct net_proxy_url u;
+    const char *why = NULL;
+    if (net_proxy_url_parse(*out, &u, &why) < 0)
+        return fail(c, EINVAL, "%s", why);
+    explicit_bzero(&u, sizeof(u));
+    return 0;
+}
+
+static int parent_http(struct ctx *c, json_t *v) { return proxy_url(c, v, &c->p->net.parent_http); }
+static int parent_https(struct ctx *c, json_t *v) { return proxy_url(c, v, &c->p->net.parent_https); }
+static int parent_no_proxy(struct ctx *c, json_t *v) { return set_string(c, v, &c->p->net.parent_no_proxy); }
+
+static const struct key parent_keys[] = {
+    { "http", KEY_IMPL, parent_http, NULL, NULL },
+    { "https", KEY_IMPL, parent_https, NULL, NULL },
+    { "noProxy", KEY_IMPL, parent_no_proxy, NULL, NULL },
+};
+
+static int net_parent(struct ctx *c, json_t *v)
+{
+    c->p->net.parent_set = true;
+    return walk_object(c, v, parent_keys, ARRAY_SIZE(parent_keys));
+}
+
+static int mitm_socket(struct ctx *c, json_t *v)
+{
+    int r = set_string(c, v, &c->p->net.mitm_socket);
+    if (r < 0)
+        return r;
+    if (c->p->net.mitm_socket[0] != '/' || strlen(c->p->net.mitm_socket) >= 108)
+        return fail(c, EINVAL, "expected an absolute unix socket path shorter than 108 bytes");
+    return 0;
+}
+
+static int mitm_domains(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of hosts");
+    if (r < 0)
+        return r;
+    if (json_array_size(v) == 0)
+        return fail(c, EINVAL, "at least one domain is needed");
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        const char *s, *why = NULL;
+        r = want_string(c, e, &s);
+        if (r < 0)
+            return r;
+        struct net_entry ent;
+        if (net_entry_parse(s, false, &ent, &why) < 0)
+            return fail(c, EINVAL, "\"%s\": %s", s, why);
+        struct net_entry *nv = realloc(c->p->net.mitm_domains,
+                                       (c->p->net.nmitm_domains + 1) * sizeof(*nv));
+        if (!nv) {
+            net_entry_free(&ent);
+            return fail(c, ENOMEM, "out of memory");
+        }
+        c->p->net.mitm_domains = nv;
+        nv[c->p->net.nmitm_domains++] = ent;
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static const struct key mitm_keys[] = {
+    { "socketPath", KEY_IMPL, mitm_socket, NULL, NULL },
+    { "domains", KEY_IMPL, mitm_domains, NULL, NULL },
+};
+
+static int net_mitm(struct ctx *c, json_t *v)
+{
+    int r = walk_object(c, v, mitm_keys, ARRAY_SIZE(mitm_keys));
+    if (r < 0)
+        return r;
+    if (!c->p->net.mitm_socket || !c->p->net.nmitm_domains)
+        return fail(c, EINVAL, "mitmProxy needs socketPath and domains");
+    return 0;
+}
+
+static int port_value(struct ctx *c, json_t *v, uint16_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
+        return fail(c, EINVAL, "expected a port from 1 to 65535");
+    *out = (uint16_t)json_integer_value(v);
+    return 0;
+}
+
+static int net_http_port(struct ctx *c, json_t *v) { return port_value(c, v, &c->p->net.http_proxy_port); }
+static int net_socks_port(struct ctx *c, json_t *v) { return port_value(c, v, &c->p->net.socks_proxy_port); }
+
 static int net_denied_reasons(struct ctx *c, json_t *v)
 {
     int r = want(c, v, JSON_OBJECT, "an object of reasons");
@@ -507,11 +642,11 @@ static const struct key net_keys[] = {
     { "allowLocalBinding", KEY_IMPL, net_local_binding, NULL, NULL },
     { "allowMachLookup", KEY_IGNORED, NULL, "macOS-only srt key", NULL },
     { "allowUnixSockets", KEY_UNSUPPORTED, NULL, "unix sockets by path", "[]" },
-    { "deniedResolvedAddresses", KEY_UNSUPPORTED, NULL, "the resolved-address guard", "[]" },
-    { "httpProxyPort", KEY_UNSUPPORTED, NULL, "external proxies", NULL },
-    { "socksProxyPort", KEY_UNSUPPORTED, NULL, "external proxies", NULL },
-    { "mitmProxy", KEY_UNSUPPORTED, NULL, "upstream MITM proxies", NULL },
-    { "parentProxy", KEY_UNSUPPORTED, NULL, "upstream proxies", NULL },
+    { "deniedResolvedAddresses", KEY_IMPL, net_denied_resolved, NULL, NULL },
+    { "httpProxyPort", KEY_IMPL, net_http_port, NULL, NULL },
+    { "socksProxyPort", KEY_IMPL, net_socks_port, NULL, NULL },
+    { "mitmProxy", KEY_IMPL, net_mitm, NULL, NULL },
+    { "parentProxy", KEY_IMPL, net_parent, NULL, NULL },
     { "tlsTerminate", KEY_UNSUPPORTED, NULL, "TLS interception", NULL },
     { "allowPlaintextHeaderSet", KEY_UNSUPPORTED, NULL, "request rules", "false" },
     { "stripResponseHeaders", KEY_UNSUPPORTED, NULL, "TLS interception", "[]" },
@@ -973,6 +1108,18 @@ void cordon_policy_free(cordon_policy *p)
     free(p->net.rules.deny);
     json_decref(p->net.hosts);
     cordon_strlist_clear(&p->net.dns_servers);
+    free(p->net.denied_resolved);
+    if (p->net.parent_http)
+        explicit_bzero(p->net.parent_http, strlen(p->net.parent_http));
+    if (p->net.parent_https)
+        explicit_bzero(p->net.parent_https, strlen(p->net.parent_https));
+    free(p->net.parent_http);
+    free(p->net.parent_https);
+    free(p->net.parent_no_proxy);
+    free(p->net.mitm_socket);
+    for (size_t i = 0; i < p->net.nmitm_domains; i++)
+        net_entry_free(&p->net.mitm_domains[i]);
+    free(p->net.mitm_domains);
     json_decref(p->net.denied_domain_reasons);
     cordon_strlist_clear(&p->git_safe_directories);
     json_decref(p->ignore_violations);
@@ -1032,6 +1179,43 @@ char *cordon_policy_to_json(const cordon_policy *p)
         json_object_set_new(net, "allowPrivateAddresses", json_boolean(p->net.allow_private));
         json_object_set_new(net, "hosts", p->net.hosts ? json_incref(p->net.hosts) : json_object());
         json_object_set_new(net, "dnsServers", strings_json(&p->net.dns_servers));
+        json_t *dra = json_array();
+        for (size_t i = 0; dra && i < p->net.ndenied_resolved; i++) {
+            char a[INET6_ADDRSTRLEN + 8];
+            const struct net_cidr *cd = &p->net.denied_resolved[i];
+            inet_ntop(cd->family == 4 ? AF_INET : AF_INET6, cd->addr, a, sizeof(a));
+            size_t al = strlen(a);
+            snprintf(a + al, sizeof(a) - al, "/%u", cd->bits);
+            json_array_append_new(dra, json_string(a));
+        }
+        json_object_set_new(net, "deniedResolvedAddresses", dra);
+        if (p->net.parent_set) {
+            /* Credentials in a proxy URL are secrets: never printed. */
+            json_t *pp = json_object();
+            if (p->net.parent_http)
+                json_object_set_new(pp, "http", json_string(strchr(p->net.parent_http, '@')
+                                                                 ? "<set, with credentials>"
+                                                                 : p->net.parent_http));
+            if (p->net.parent_https)
+                json_object_set_new(pp, "https", json_string(strchr(p->net.parent_https, '@')
+                                                                  ? "<set, with credentials>"
+                                                                  : p->net.parent_https));
+            if (p->net.parent_no_proxy)
+                json_object_set_new(pp, "noProxy", json_string(p->net.parent_no_proxy));
+            json_object_set_new(net, "parentProxy", pp);
+        }
+        if (p->net.mitm_socket) {
+            json_t *md = json_array();
+            for (size_t i = 0; md && i < p->net.nmitm_domains; i++)
+                json_array_append_new(md, json_string(p->net.mitm_domains[i].text));
+            json_object_set_new(net, "mitmProxy",
+                                json_pack("{s:s, s:o}", "socketPath", p->net.mitm_socket,
+                                          "domains", md));
+        }
+        if (p->net.http_proxy_port)
+            json_object_set_new(net, "httpProxyPort", json_integer(p->net.http_proxy_port));
+        if (p->net.socks_proxy_port)
+            json_object_set_new(net, "socksProxyPort", json_integer(p->net.socks_proxy_port));
     }
     json_t *fs = json_pack("{s:b, s:o, s:o, s:o, s:o, s:b}",
                            "disabled", p->fs.disabled,

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define HEAD_TIMEOUT_MS 30000
@@ -53,6 +54,7 @@ enum state {
     ST_HEAD,      /* reading a request head (or the SOCKS greeting/request) */
     ST_RESOLVING,
     ST_CONNECTING,
+    ST_HOP,       /* waiting for an upstream proxy's answer to our CONNECT */
     ST_TUNNEL,    /* raw relay both ways */
     ST_FORWARD,   /* plain HTTP: request body up, response down */
     ST_CLOSING,   /* flushing a final answer to the client, then close */
@@ -112,8 +114,9 @@ struct conn {
     const char *rule;       /* entry text that allowed it (owned by the rules) */
     struct sockaddr_storage *addrs; /* checked addresses, while connecting */
     size_t naddrs, addr_i;
-    char addr_text[INET6_ADDRSTRLEN + 8];
+    char addr_text[120]; /* an IPv6 address, or "unix:" and a socket path */
     bool upstream_ok;       /* u.fd is connected to target */
+    const struct proxy_hop *hop; /* upstream proxy in use, or NULL */
     uint16_t up_port;
     char up_host[256];
 
@@ -332,7 +335,9 @@ static void ep_consume_in(struct ep *e, size_t n)
 
 static const char *addr_str(const struct sockaddr_storage *ss, char *buf, size_t n)
 {
-    if (ss->ss_family == AF_INET)
+    if (ss->ss_family == AF_UNIX)
+        snprintf(buf, n, "unix:%.100s", ((const struct sockaddr_un *)ss)->sun_path);
+    else if (ss->ss_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf, (socklen_t)n);
     else
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf, (socklen_t)n);
@@ -353,6 +358,8 @@ static void audit_connect(struct conn *c, bool allow, const char *reason)
         json_object_set_new(f, "rule", json_string(c->rule));
     if (reason)
         json_object_set_new(f, "reason", json_string(reason));
+    if (c->hop)
+        json_object_set_new(f, "proxy", json_string(c->hop->unix_socket ? "mitm" : "parent"));
     if (!allow)
         c->px->stats.denied++;
     audit_emit(c->px->cfg.audit, "net.connect", allow, f);
@@ -478,6 +485,29 @@ static bool own_address(const struct proxy *px, int family, const uint8_t *a)
 /* Is this address allowed as the destination of an allowed request? An
  * address allowed by an IP-literal entry (with the port) passes even when it
  * is private or loopback: the user named it (srt's exemption, 3.11). */
+static bool in_denied_resolved(const struct proxy *px, const struct net_target *t,
+                               const char **why)
+{
+    for (size_t i = 0; i < px->cfg.ndenied_resolved; i++) {
+        if (net_cidr_match(&px->cfg.denied_resolved[i], t->kind == HOST_IPV4 ? 4 : 6, t->addr)) {
+            *why = "an address in deniedResolvedAddresses";
+            return true;
+        }
+    }
+    /* srt: an IP literal in deniedDomains also feeds the resolved-address
+     * deny set. */
+    const struct net_rules *r = px->cfg.rules;
+    for (size_t i = 0; i < r->ndeny; i++) {
+        const struct net_entry *e = &r->deny[i];
+        if ((e->kind == HOST_IPV4 || e->kind == HOST_IPV6) && net_entry_match_host(e, t) &&
+            (e->port == 0 || e->port == t->port)) {
+            *why = "an address on the deny list";
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool address_ok(struct conn *c, const struct sockaddr_storage *ss, const char **why)
 {
     struct net_target t = { .port = c->target.port };
@@ -499,14 +529,14 @@ static bool address_ok(struct conn *c, const struct sockaddr_storage *ss, const 
     }
     struct net_verdict v = net_decide(c->px->cfg.rules, &t);
     if (v.allow && v.rule && (v.rule->kind == HOST_IPV4 || v.rule->kind == HOST_IPV6))
-        return true;
+        return !in_denied_resolved(c->px, &t, why);
     if (net_addr_forbidden(t.kind == HOST_IPV4 ? 4 : 6, t.addr, c->px->cfg.allow_private, why))
         return false;
     if (own_address(c->px, t.kind == HOST_IPV4 ? 4 : family, t.addr)) {
         *why = "an address of this host";
         return false;
     }
-    return true;
+    return !in_denied_resolved(c->px, &t, why);
 }
 
 /* Addresses for the destination are known: check each, then dial. Never calls
@@ -535,7 +565,9 @@ static void resolved(struct conn *c, int status, const struct sockaddr_storage *
     const char *why = NULL;
     for (size_t i = 0; i < n; i++) {
         const char *w = NULL;
-        if (address_ok(c, &addrs[i], &w))
+        /* An upstream proxy is the user's own configuration, not a
+         * destination the sandbox chose: it is dialled as configured. */
+        if (c->hop || address_ok(c, &addrs[i], &w))
             c->addrs[c->naddrs++] = addrs[i];
         else if (!why)
             why = w;
@@ -567,6 +599,111 @@ static bool upstream_alive(struct conn *c)
     char b;
     ssize_t r = recv(c->u.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return r < 0 && (errno == EAGAIN || errno == EINTR);
+}
+
+/* Which upstream proxy, if any, an allowed connection goes through. */
+static const struct proxy_hop *choose_hop(struct conn *c)
+{
+    const struct proxy_config *cfg = &c->px->cfg;
+    bool tunnel = c->is_connect || c->kind == PROXY_SOCKS5;
+    if (tunnel && cfg->mitm.set) {
+        for (size_t i = 0; i < cfg->nmitm_domains; i++) {
+            const struct net_entry *e = &cfg->mitm_domains[i];
+            if (net_entry_match_host(e, &c->target) && (e->port == 0 || e->port == c->target.port))
+                return &cfg->mitm;
+        }
+    }
+    const struct proxy_hop *h = tunnel ? &cfg->parent_https : &cfg->parent_http;
+    if (!h->set || (cfg->no_proxy && net_noproxy_match(cfg->no_proxy, &c->target)))
+        return NULL;
+    return h;
+}
+
+/* A plain request through a parent proxy goes in absolute form, with the
+ * parent's credentials (RFC 9112 3.2.2). */
+static int rewrite_for_parent(struct conn *c)
+{
+    const char *sp = memchr(c->fwd_head, ' ', c->fwd_len);
+    if (!sp)
+        return -1;
+    size_t mlen = (size_t)(sp - c->fwd_head);
+    bool v6 = c->target.kind == HOST_IPV6;
+    char prefix[400];
+    int pn = snprintf(prefix, sizeof(prefix), "%.*s http://%s%s%s:%u", (int)mlen, c->fwd_head,
+                      v6 ? "[" : "", c->target.host, v6 ? "]" : "", (unsigned)c->target.port);
+    if (pn < 0 || (size_t)pn >= sizeof(prefix))
+        return -1;
+    size_t auth_len = c->hop->auth[0] ? strlen(c->hop->auth) + 23 : 0;
+    size_t rest = c->fwd_len - mlen; /* " /path HTTP/1.1\r\n...\r\n" */
+    char *n = malloc((size_t)pn + rest + auth_len + 1);
+    if (!n)
+        return -1;
+    memcpy(n, prefix, (size_t)pn);
+    /* skip the space before the origin-form path: prefix ends with the
+     * authority, the path follows directly */
+    memcpy(n + pn, sp + 1, rest - 1);
+    size_t len = (size_t)pn + rest - 1;
+    if (auth_len) {
+        /* insert before the final CRLF */
+        len -= 2;
+        len += (size_t)sprintf(n + len, "Proxy-Authorization: %s\r\n\r\n", c->hop->auth);
+    }
+    explicit_bzero(c->fwd_head, c->fwd_len);
+    free(c->fwd_head);
+    c->fwd_head = n;
+    c->fwd_len = len;
+    return 0;
+}
+
+/* Ask an upstream proxy for a tunnel to the target. */
+static void hop_connect(struct conn *c)
+{
+    bool v6 = c->target.kind == HOST_IPV6;
+    char req[1200];
+    int n = snprintf(req, sizeof(req), "CONNECT %s%s%s:%u HTTP/1.1\r\nHost: %s%s%s:%u\r\n%s%s%s\r\n",
+                     v6 ? "[" : "", c->target.host, v6 ? "]" : "", (unsigned)c->target.port,
+                     v6 ? "[" : "", c->target.host, v6 ? "]" : "", (unsigned)c->target.port,
+                     c->hop->auth[0] ? "Proxy-Authorization: " : "", c->hop->auth,
+                     c->hop->auth[0] ? "\r\n" : "");
+    if (n > 0 && (size_t)n < sizeof(req))
+        ep_append_out(&c->u, req, (size_t)n);
+    explicit_bzero(req, sizeof(req));
+    c->st = ST_HOP;
+}
+
+/* The upstream proxy answered our CONNECT (in u.in). Returns true when the
+ * state changed. */
+static bool handle_hop_answer(struct conn *c)
+{
+    const char *why = NULL;
+    int r = http_parse_response(c->u.in, c->u.inlen, false, &g_res, &why);
+    if (r == 0) {
+        if (!c->u.eof && c->u.inlen < HTTP_MAX_HEAD)
+            return false;
+        why = "the upstream proxy closed the connection";
+    }
+    if (r > 0 && g_res.status >= 200 && g_res.status < 300) {
+        ep_consume_in(&c->u, (size_t)r);
+        if (c->kind == PROXY_SOCKS5) {
+            socks_answer(c, SOCKS5_OK);
+        } else {
+            static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+            ep_append_out(&c->c, ok, sizeof(ok) - 1);
+        }
+        c->st = ST_TUNNEL;
+        c->up.mode = c->down.mode = FLOW_RAW;
+        return true;
+    }
+    char reason[300];
+    if (r > 0)
+        snprintf(reason, sizeof(reason), "the upstream proxy refused: %d", g_res.status);
+    else
+        snprintf(reason, sizeof(reason), "the upstream proxy answered badly: %s", why);
+    if (c->kind == PROXY_SOCKS5)
+        socks_answer(c, SOCKS5_GENERAL_FAILURE);
+    else
+        http_answer(c, 502, "Bad Gateway", "upstream-proxy", reason);
+    return true;
 }
 
 /* The destination is known (c->target): decide, then resolve or dial. */
@@ -601,6 +738,49 @@ static void decide(struct conn *c)
         ep_reset_buffers(&c->u);
         c->upstream_ok = false;
         c->bytes_up_total = c->bytes_down_total = 0;
+    }
+    c->hop = choose_hop(c);
+    if (c->hop && !c->is_connect && c->kind == PROXY_HTTP && rewrite_for_parent(c) < 0) {
+        audit_connect(c, true, "out of memory");
+        http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
+        return;
+    }
+    if (c->hop && c->hop->unix_socket) {
+        struct sockaddr_storage ss = { 0 };
+        struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+        su->sun_family = AF_UNIX;
+        snprintf(su->sun_path, sizeof(su->sun_path), "%s", c->hop->path);
+        c->st = ST_RESOLVING;
+        resolved(c, 0, &ss, 1, NULL);
+        return;
+    }
+    if (c->hop) {
+        struct net_target ht;
+        const char *why = NULL;
+        if (net_canon_host(c->hop->host, &ht, &why) == 0 && ht.kind != HOST_NAME) {
+            struct sockaddr_storage ss = { 0 };
+            if (ht.kind == HOST_IPV4) {
+                struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+                s4->sin_family = AF_INET;
+                memcpy(&s4->sin_addr, ht.addr, 4);
+                s4->sin_port = htons(c->hop->port);
+            } else {
+                struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+                s6->sin6_family = AF_INET6;
+                memcpy(&s6->sin6_addr, ht.addr, 16);
+                s6->sin6_port = htons(c->hop->port);
+            }
+            c->st = ST_RESOLVING;
+            resolved(c, 0, &ss, 1, NULL);
+            return;
+        }
+        c->st = ST_RESOLVING;
+        c->rq = resolver_lookup(c->px->cfg.resolver, c->hop->host, c->hop->port, on_resolved, c);
+        if (!c->rq) {
+            audit_connect(c, true, "out of memory");
+            http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
+        }
+        return;
     }
     if (c->target.kind != HOST_NAME) {
         /* An address the policy allowed by an IP-literal entry: dial it. */
@@ -656,10 +836,16 @@ static void connected(struct conn *c)
     c->addrs = NULL;
     c->up_port = c->target.port;
     snprintf(c->up_host, sizeof(c->up_host), "%s", c->target.host);
-    set_nodelay(c->u.fd);
+    if (c->u.fd >= 0 && c->addrs == NULL)
+        set_nodelay(c->u.fd);
     uv_timer_stop(&c->timer);
     audit_connect(c, true, NULL);
-    if (c->kind == PROXY_SOCKS5) {
+    if (c->kind == PROXY_EXTERNAL_HTTP || c->kind == PROXY_EXTERNAL_SOCKS) {
+        c->st = ST_TUNNEL;
+        c->up.mode = c->down.mode = FLOW_RAW;
+    } else if (c->hop && (c->is_connect || c->kind == PROXY_SOCKS5)) {
+        hop_connect(c);
+    } else if (c->kind == PROXY_SOCKS5) {
         socks_answer(c, SOCKS5_OK);
         c->st = ST_TUNNEL;
         c->up.mode = c->down.mode = FLOW_RAW;
@@ -687,8 +873,9 @@ static void start_connect(struct conn *c)
         return;
     }
     c->u.fd = fd;
-    socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
-                                              : sizeof(struct sockaddr_in6);
+    socklen_t len = ss->ss_family == AF_INET    ? sizeof(struct sockaddr_in)
+                    : ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_un);
     int r = connect(fd, (const struct sockaddr *)ss, len);
     if (r < 0 && errno != EINPROGRESS) {
         connect_failed(c, strerror(errno));
@@ -1277,6 +1464,15 @@ static void conn_update(struct conn *c)
             again = a > 0 || b > 0;
             break;
         }
+        case ST_HOP: {
+            if (ep_has_out(&c->u) && ep_flush(&c->u) < 0) {
+                conn_close(c);
+                return;
+            }
+            if (c->u.inlen > 0 || c->u.eof)
+                again = handle_hop_answer(c);
+            break;
+        }
         case ST_CLOSING: {
             int w = ep_flush(&c->c);
             if (w != 1) {
@@ -1314,6 +1510,11 @@ static void conn_update(struct conn *c)
         break;
     case ST_CLOSING:
         cw = UV_WRITABLE;
+        break;
+    case ST_HOP:
+        uw = (c->u.eof ? 0 : UV_READABLE) | (ep_has_out(&c->u) ? UV_WRITABLE : 0);
+        if (ep_has_out(&c->c))
+            cw |= UV_WRITABLE;
         break;
     case ST_TUNNEL:
     case ST_FORWARD: {
@@ -1376,6 +1577,12 @@ static void on_upstream_poll(uv_poll_t *p, int status, int events)
         conn_update(c);
         return;
     }
+    if (c->st == ST_HOP && (events & UV_READABLE || status < 0)) {
+        if (ep_read_in(&c->u, HTTP_MAX_HEAD + 1) < 0 && c->u.inlen == 0 && !c->u.eof) {
+            conn_close(c);
+            return;
+        }
+    }
     if (c->st == ST_FORWARD && !c->resp_head_done && (events & UV_READABLE || status < 0)) {
         int r = ep_read_in(&c->u, HTTP_MAX_HEAD + 1);
         if (r < 0 && c->u.inlen == 0 && !c->u.eof) {
@@ -1436,6 +1643,36 @@ static void conn_close(struct conn *c)
 
 static void on_accept(uv_poll_t *p, int status, int events);
 
+/* httpProxyPort / socksProxyPort: the external proxy does the filtering;
+ * cordon relays the bytes to it on the host's loopback and records that it
+ * did. */
+static void start_external(struct conn *c)
+{
+    bool http = c->kind == PROXY_EXTERNAL_HTTP;
+    uint16_t port = http ? c->px->cfg.external_http_port : c->px->cfg.external_socks_port;
+    struct sockaddr_storage ss = { 0 };
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    s4->sin_family = AF_INET;
+    s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    s4->sin_port = htons(port);
+    c->target.kind = HOST_IPV4;
+    c->target.addr[0] = 127;
+    c->target.addr[3] = 1;
+    snprintf(c->target.host, sizeof(c->target.host), "127.0.0.1");
+    c->target.port = port;
+    snprintf(c->via, sizeof(c->via), "%s", http ? "http" : "socks");
+    c->rule = http ? "httpProxyPort" : "socksProxyPort";
+    c->addrs = calloc(1, sizeof(*c->addrs));
+    if (!c->addrs) {
+        conn_close(c);
+        return;
+    }
+    c->addrs[0] = ss;
+    c->naddrs = 1;
+    c->addr_i = 0;
+    start_connect(c);
+}
+
 static void on_pause_done(uv_timer_t *t)
 {
     struct listener *l = t->data;
@@ -1486,6 +1723,11 @@ static void on_accept(uv_poll_t *p, int status, int events)
         px->stats.active++;
         px->handles++;
         uv_timer_start(&c->timer, on_timeout, HEAD_TIMEOUT_MS, 0);
+        if (c->kind == PROXY_EXTERNAL_HTTP || c->kind == PROXY_EXTERNAL_SOCKS) {
+            start_external(c);
+            conn_update(c);
+            continue;
+        }
         c->c.want = UV_READABLE;
         uv_poll_start(c->c.poll, UV_READABLE, on_client_poll);
     }
@@ -1584,6 +1826,8 @@ void proxy_free(struct proxy *px)
     }
     px->listeners = NULL;
     free(px->own);
+    explicit_bzero(&px->cfg.parent_http, sizeof(px->cfg.parent_http));
+    explicit_bzero(&px->cfg.parent_https, sizeof(px->cfg.parent_https));
     /* Connections free themselves from their close callbacks and the last
      * one frees px; the caller runs the loop until it has no more work. */
     px->freeing = true;

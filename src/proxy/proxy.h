@@ -22,14 +22,39 @@
 enum proxy_listener_kind {
     PROXY_HTTP,
     PROXY_SOCKS5,
+    PROXY_EXTERNAL_HTTP,  /* relayed as-is to an external proxy (httpProxyPort) */
+    PROXY_EXTERNAL_SOCKS, /* relayed as-is to an external proxy (socksProxyPort) */
+};
+
+/* An upstream proxy that allowed connections go through: a parent proxy
+ * (HTTP, by host and port) or srt's mitmProxy (a unix socket). */
+struct proxy_hop {
+    bool set;
+    bool unix_socket;
+    char host[256];        /* parent: canonical host */
+    uint16_t port;
+    char path[108];        /* mitm: socket path */
+    char auth[600];        /* Proxy-Authorization value, or empty */
 };
 
 struct proxy_config {
     const struct net_rules *rules;
     json_t *deny_reasons;      /* deniedDomainReasons: entry text -> reason (borrowed) */
     bool allow_private;        /* network.allowPrivateAddresses */
+    const struct net_cidr *denied_resolved; /* deniedResolvedAddresses (borrowed) */
+    size_t ndenied_resolved;
     struct audit *audit;
     struct resolver *resolver;
+    /* parentProxy: http for plain requests, https for CONNECT and SOCKS;
+     * hosts matching no_proxy go direct. The resolved-address guard does not
+     * apply to what a parent resolves (srt: documented). */
+    struct proxy_hop parent_http, parent_https;
+    const struct net_noproxy *no_proxy; /* borrowed, may be NULL */
+    /* mitmProxy: CONNECTs and SOCKS tunnels to these hosts go to the socket. */
+    struct proxy_hop mitm;
+    const struct net_entry *mitm_domains;
+    size_t nmitm_domains;
+    uint16_t external_http_port, external_socks_port; /* host loopback ports */
 };
 
 struct proxy;

@@ -55,6 +55,7 @@ struct run {
     struct audit audit;
     struct resolver *resolver;
     struct proxy *proxy;
+    struct net_noproxy no_proxy;
 };
 
 static int write_proc(pid_t pid, const char *name, const char *s)
@@ -147,15 +148,66 @@ static int start_proxy(struct run *run, int http_fd, int socks_fd)
         .rules = &p->net.rules,
         .deny_reasons = p->net.denied_domain_reasons,
         .allow_private = p->net.allow_private,
+        .denied_resolved = p->net.denied_resolved,
+        .ndenied_resolved = p->net.ndenied_resolved,
         .audit = &run->audit,
         .resolver = run->resolver,
+        .mitm_domains = p->net.mitm_domains,
+        .nmitm_domains = p->net.nmitm_domains,
+        .external_http_port = p->net.http_proxy_port,
+        .external_socks_port = p->net.socks_proxy_port,
     };
+    /* parentProxy, or else the supervisor's own proxy variables (srt). */
+    const char *ph = p->net.parent_set ? p->net.parent_http
+                                       : (getenv("http_proxy") ? getenv("http_proxy")
+                                                               : getenv("HTTP_PROXY"));
+    const char *phs = p->net.parent_set ? p->net.parent_https
+                                        : (getenv("https_proxy") ? getenv("https_proxy")
+                                                                 : getenv("HTTPS_PROXY"));
+    const char *np = p->net.parent_set ? p->net.parent_no_proxy
+                                       : (getenv("no_proxy") ? getenv("no_proxy")
+                                                             : getenv("NO_PROXY"));
+    const struct {
+        const char *url;
+        struct proxy_hop *hop;
+        const char *what;
+    } parents[] = { { ph, &cfg.parent_http, "http" }, { phs, &cfg.parent_https, "https" } };
+    for (size_t i = 0; i < ARRAY_SIZE(parents); i++) {
+        if (!parents[i].url || !*parents[i].url)
+            continue;
+        struct net_proxy_url u;
+        const char *why = NULL;
+        if (net_proxy_url_parse(parents[i].url, &u, &why) < 0) {
+            close(http_fd);
+            close(socks_fd);
+            return cordon_err_set(run->err, EINVAL, "upstream %s proxy: %s", parents[i].what, why);
+        }
+        parents[i].hop->set = true;
+        snprintf(parents[i].hop->host, sizeof(parents[i].hop->host), "%s", u.host);
+        parents[i].hop->port = u.port;
+        snprintf(parents[i].hop->auth, sizeof(parents[i].hop->auth), "%s", u.auth);
+        explicit_bzero(&u, sizeof(u));
+    }
+    if (np && net_noproxy_parse(np, &run->no_proxy) == 0)
+        cfg.no_proxy = &run->no_proxy;
+    if (p->net.mitm_socket) {
+        cfg.mitm.set = true;
+        cfg.mitm.unix_socket = true;
+        snprintf(cfg.mitm.path, sizeof(cfg.mitm.path), "%s", p->net.mitm_socket);
+    }
     r = proxy_new(&run->loop, &cfg, &run->proxy, run->err);
-    if (r < 0)
+    explicit_bzero(&cfg, sizeof(cfg));
+    if (r < 0) {
+        close(http_fd);
+        close(socks_fd);
         return r;
-    r = proxy_add_listener(run->proxy, http_fd, PROXY_HTTP, run->err);
+    }
+    r = proxy_add_listener(run->proxy, http_fd,
+                           p->net.http_proxy_port ? PROXY_EXTERNAL_HTTP : PROXY_HTTP, run->err);
     if (r == 0)
-        r = proxy_add_listener(run->proxy, socks_fd, PROXY_SOCKS5, run->err);
+        r = proxy_add_listener(run->proxy, socks_fd,
+                               p->net.socks_proxy_port ? PROXY_EXTERNAL_SOCKS : PROXY_SOCKS5,
+                               run->err);
     else
         close(socks_fd);
     return r;
@@ -181,6 +233,7 @@ static void stop_everything(struct run *run)
         resolver_free(run->resolver);
         run->resolver = NULL;
     }
+    net_noproxy_free(&run->no_proxy);
 }
 
 static void on_sync(uv_poll_t *h, int status, int events)
