@@ -19,6 +19,7 @@ struct cordon_pathrule {
     char *path;    /* absolute, normalised */
     char *as_written;
     bool literal;  /* {"path": ..., "literal": true}: never a pattern */
+    bool glob;     /* a gitignore-style pattern, expanded when a run starts */
 };
 
 struct cordon_pathlist {
@@ -91,6 +92,12 @@ struct cordon_policy {
 
 int cordon_pathlist_add(struct cordon_pathlist *l, const char *path, const char *as_written,
                         bool literal);
+
+/* Glob patterns (glob.c). */
+bool cordon_path_has_glob(const char *s);
+size_t cordon_glob_base_len(const char *pattern);
+int cordon_glob_expand(const char *pattern, int (*cb)(void *ud, const char *path), void *ud,
+                       struct cordon_error *err);
 void cordon_pathlist_clear(struct cordon_pathlist *l);
 int cordon_strlist_add(struct cordon_strlist *l, const char *s);
 void cordon_strlist_clear(struct cordon_strlist *l);

@@ -234,12 +234,7 @@ static int walk_object(struct ctx *c, json_t *obj, const struct key *keys, size_
 
 /* ---- filesystem ---------------------------------------------------------- */
 
-static bool has_glob(const char *s)
-{
-    return strpbrk(s, "*?[") != NULL;
-}
-
-static int parse_path_entry(struct ctx *c, json_t *e, struct cordon_pathlist *out)
+static int parse_path_entry(struct ctx *c, json_t *e, struct cordon_pathlist *out, bool deny)
 {
     const char *s = NULL;
     bool literal = false;
@@ -279,31 +274,36 @@ static int parse_path_entry(struct ctx *c, json_t *e, struct cordon_pathlist *ou
     _cleanup_free_ char *work = strdup(s);
     if (!work)
         return fail(c, ENOMEM, "out of memory");
+    bool glob = false;
     if (!literal) {
         /* srt strips a trailing "/ **" (the whole subtree is the directory
-         * itself for every list). Other patterns are not supported yet: they
-         * are refused rather than skipped, because a skipped deny hides
-         * nothing. */
+         * itself for every list). */
         size_t n = strlen(work);
+        while (n > 1 && work[n - 1] == '/')
+            work[--n] = '\0';
         if (n >= 3 && strcmp(work + n - 3, "/**") == 0)
             work[n - 3] = '\0';
         if (!*work)
             work[0] = '/', work[1] = '\0';
-        if (has_glob(work))
-            return fail(c, ENOTSUP, "\"%s\": glob patterns are not supported by this version of "
-                                    "cordon; use {\"path\": ..., \"literal\": true} for a name "
-                                    "that contains *, ? or [", s);
+        glob = cordon_path_has_glob(work);
+        if (glob && deny && s[strlen(s) - 1] == '/')
+            return fail(c, EINVAL, "\"%s\": a deny pattern ending in \"/\" would match "
+                                   "nothing (srt refuses it too)", s);
     }
     struct cordon_error perr = { 0 };
     _cleanup_free_ char *abs = cordon_path_expand(work, c->p->home, c->p->cwd, &perr);
     if (!abs)
         return fail(c, perr.code, "%s", perr.msg);
+    if (glob && cordon_glob_base_len(abs) == 0)
+        return fail(c, EINVAL, "\"%s\": a pattern must start from a literal directory (e.g. "
+                               "\"~/work/**/*.pem\", not \"/**/*.pem\")", s);
     if (cordon_pathlist_add(out, abs, s, literal) < 0)
         return fail(c, ENOMEM, "out of memory");
+    out->v[out->n - 1].glob = glob;
     return 0;
 }
 
-static int parse_path_list(struct ctx *c, json_t *v, struct cordon_pathlist *out)
+static int parse_path_list(struct ctx *c, json_t *v, struct cordon_pathlist *out, bool deny)
 {
     int r = want(c, v, JSON_ARRAY, "an array of paths");
     if (r < 0)
@@ -312,7 +312,7 @@ static int parse_path_list(struct ctx *c, json_t *v, struct cordon_pathlist *out
     json_t *e;
     json_array_foreach(v, i, e) {
         size_t old = ptr_push_index(c, i);
-        r = parse_path_entry(c, e, out);
+        r = parse_path_entry(c, e, out, deny);
         if (r < 0)
             return r;
         ptr_pop(c, old);
@@ -321,10 +321,10 @@ static int parse_path_list(struct ctx *c, json_t *v, struct cordon_pathlist *out
 }
 
 static int fs_disabled(struct ctx *c, json_t *v) { return parse_bool(c, v, &c->p->fs.disabled); }
-static int fs_deny_read(struct ctx *c, json_t *v) { return parse_path_list(c, v, &c->p->fs.deny_read); }
-static int fs_allow_read(struct ctx *c, json_t *v) { return parse_path_list(c, v, &c->p->fs.allow_read); }
-static int fs_allow_write(struct ctx *c, json_t *v) { return parse_path_list(c, v, &c->p->fs.allow_write); }
-static int fs_deny_write(struct ctx *c, json_t *v) { return parse_path_list(c, v, &c->p->fs.deny_write); }
+static int fs_deny_read(struct ctx *c, json_t *v) { return parse_path_list(c, v, &c->p->fs.deny_read, true); }
+static int fs_allow_read(struct ctx *c, json_t *v) { return parse_path_list(c, v, &c->p->fs.allow_read, false); }
+static int fs_allow_write(struct ctx *c, json_t *v) { return parse_path_list(c, v, &c->p->fs.allow_write, false); }
+static int fs_deny_write(struct ctx *c, json_t *v) { return parse_path_list(c, v, &c->p->fs.deny_write, true); }
 static int fs_allow_git_config(struct ctx *c, json_t *v) { return parse_bool(c, v, &c->p->fs.allow_git_config); }
 
 static const struct key fs_keys[] = {
@@ -1071,7 +1071,7 @@ int cordon_policy_add_path(cordon_policy *p, enum cordon_path_list list, const c
     if (!e)
         return cordon_err_set(err, EINVAL, "%s: not a valid UTF-8 path", flag);
     struct ctx c = { .name = flag, .p = p, .err = err };
-    int r = parse_path_entry(&c, e, l);
+    int r = parse_path_entry(&c, e, l, list == CORDON_DENY_READ || list == CORDON_DENY_WRITE);
     json_decref(e);
     return r;
 }

@@ -428,6 +428,15 @@ __attribute__((noreturn)) void sandbox_init_main(const struct sandbox_plan *plan
     if (sfd < 0)
         init_fail(sync_fd, errno, "signalfd");
 
+    /* The supervisor puts init in its pids cgroup (for a root caller) while
+     * init builds the view; the command starts only after that. */
+    struct sync_msg cont;
+    do {
+        n = recv(sync_fd, &cont, sizeof(cont), 0);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof(cont) || cont.type != MSG_CONTINUE)
+        _exit(CORDON_EXIT_FAILURE);
+
     pid_t cmd = spawn_command(plan, sync_fd);
 
     for (;;) {

@@ -134,6 +134,8 @@ static int grab_sources(struct vctx *c)
     for (size_t i = 0; i < plan->nops; i++) {
         const struct mount_op *op = &plan->ops[i];
         unsigned long long set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        if (op->from_view)
+            continue;
         switch (op->kind) {
         case OP_ROOT_RO:
         case OP_BIND_RO:
@@ -142,6 +144,19 @@ static int grab_sources(struct vctx *c)
         case OP_ROOT_RW:
         case OP_BIND_RW:
             break;
+        case OP_PIN_LINK: {
+            _cleanup_close_ int lfd = openat2_path(AT_FDCWD, op->path, O_PATH | O_NOFOLLOW,
+                                                   SAFE_RESOLVE);
+            struct stat st;
+            if (lfd < 0 || fstat(lfd, &st) < 0 || !S_ISLNK(st.st_mode) || st.st_dev != op->dev ||
+                st.st_ino != op->ino)
+                return vfail(c, lfd < 0 ? errno : 0, "%s: changed while cordon was starting; "
+                                                     "refusing to continue", op->path);
+            c->src[i] = open_tree(lfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+            if (c->src[i] < 0)
+                return vfail(c, errno, "%s: cannot clone the symlink", op->path);
+            continue;
+        }
         default:
             continue;
         }
@@ -443,7 +458,23 @@ static int do_op(struct vctx *c, size_t i)
 
     int mounted = -1; /* fd of what was mounted, for the check afterwards */
     int r = 0;
+    if (op->from_view) {
+        /* The target is what is mounted: a recursive clone of it, made
+         * read-only (or left as it is, for a pin). */
+        int t = open_tree(target, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
+                                          AT_EMPTY_PATH);
+        if (t < 0 || (op->kind == OP_BIND_RO &&
+                      setattr(t, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true) < 0)) {
+            r = vfail(c, errno, "%s: cannot clone", op->path);
+            if (t >= 0)
+                close(t);
+            close(target);
+            return r;
+        }
+        c->src[i] = t;
+    }
     switch (op->kind) {
+    case OP_PIN_LINK:
     case OP_BIND_RO:
     case OP_BIND_RW:
         if (attach(c->src[i], target) < 0)
@@ -513,6 +544,61 @@ static int do_op(struct vctx *c, size_t i)
     return 0;
 }
 
+/* Extended copies of .git/info/exclude (see sandbox.h), written into a small
+ * read-only tmpfs and bound over the originals. A target that changed since
+ * planning is skipped: this only hides placeholders from git. */
+static int bind_excludes(struct vctx *c)
+{
+    if (c->plan->nexcludes == 0)
+        return 0;
+    int m = new_tmpfs("0755", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    if (m < 0)
+        return vfail(c, errno, "cannot create the tmpfs for git excludes");
+    /* Kernels before 6.15 only clone from attached mounts: park it on the
+     * old root's /proc, which is detached with the old root. */
+    if (move_mount(m, "", AT_FDCWD, "/proc", MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+        int e = errno;
+        close(m);
+        return vfail(c, e, "cannot attach the tmpfs for git excludes");
+    }
+    int r = 0;
+    for (size_t i = 0; i < c->plan->nexcludes && r == 0; i++) {
+        const struct exclude_bind *x = &c->plan->excludes[i];
+        char name[32];
+        snprintf(name, sizeof(name), "exclude-%zu", i);
+        int f = openat(m, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0444);
+        if (f < 0) {
+            r = vfail(c, errno, "cannot write a git exclude file");
+            break;
+        }
+        size_t off = 0;
+        while (off < x->len) {
+            ssize_t w = write(f, x->content + off, x->len - off);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+        close(f);
+        int tgt = openat2_path(c->root, rel(x->path), O_PATH | O_NOFOLLOW, BENEATH_RESOLVE);
+        struct stat st;
+        if (tgt < 0 || fstat(tgt, &st) < 0 || st.st_dev != x->dev || st.st_ino != x->ino) {
+            if (tgt >= 0)
+                close(tgt);
+            continue;
+        }
+        int t = open_tree(m, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (t < 0 || setattr(t, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                    MOUNT_ATTR_NOEXEC, false) < 0 ||
+            attach(t, tgt) < 0)
+            r = vfail(c, errno, "%s: cannot bind", x->path);
+        if (t >= 0)
+            close(t);
+        close(tgt);
+    }
+    close(m);
+    return r;
+}
+
 int mountview_build(const struct sandbox_plan *plan, int *scratch, char *err, size_t errlen)
 {
     struct vctx c = { .plan = plan, .src = scratch, .root = -1, .denyfile = -1, .err = err,
@@ -546,6 +632,9 @@ int mountview_build(const struct sandbox_plan *plan, int *scratch, char *err, si
         if (r < 0)
             return r;
     }
+    r = bind_excludes(&c);
+    if (r < 0)
+        return r;
     /* Read-denied directories become read-only once their mount points exist. */
     for (size_t i = 0; i < plan->nops; i++) {
         enum op_kind k = plan->ops[i].kind;

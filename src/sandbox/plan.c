@@ -19,6 +19,7 @@
  * through. /dev and /proc are always fresh; rules under them are dropped.
  */
 #include "sandbox.h"
+#include "protect.h"
 #include "core/cleanup.h"
 #include "core/err.h"
 
@@ -41,6 +42,9 @@ enum {
     F_TMP = 1u << 5,   /* the private /tmp */
     F_DEV = 1u << 6,
     F_PROC = 1u << 7,
+    F_PROTECT = 1u << 8, /* workspace protection: read-only like denyWrite */
+    F_PIN = 1u << 9,     /* bound over itself so it cannot be renamed away */
+    F_LINK = 1u << 10,   /* a protected symlink, pinned as it is */
 };
 
 struct node {
@@ -75,14 +79,11 @@ static void plog(cordon_log_fn log, void *ud, const char *fmt, ...)
     log(ud, CORDON_LOG_DEBUG, line);
 }
 
+/* Nodes are appended; duplicates are merged after sorting (merge_nodes), so
+ * adding n nodes costs O(n log n), not O(n^2): a workspace with hundreds of
+ * repositories yields thousands of them. */
 static int nodes_add(struct nodes *ns, const char *path, unsigned flags, const struct stat *st)
 {
-    for (size_t i = 0; i < ns->n; i++) {
-        if (strcmp(ns->v[i].path, path) == 0) {
-            ns->v[i].flags |= flags;
-            return 0;
-        }
-    }
     if (ns->n == ns->cap) {
         size_t cap = ns->cap ? ns->cap * 2 : 32;
         struct node *v = realloc(ns->v, cap * sizeof(*v));
@@ -109,6 +110,22 @@ static int cmp_nodes(const void *a, const void *b)
     /* Plain byte order puts every ancestor before its descendants, because an
      * ancestor is a prefix of them. */
     return strcmp(((const struct node *)a)->path, ((const struct node *)b)->path);
+}
+
+/* After sorting: merge entries with the same path (flags are or'ed; the
+ * first entry's identity is kept). */
+static void merge_nodes(struct nodes *ns)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < ns->n; i++) {
+        if (k > 0 && strcmp(ns->v[k - 1].path, ns->v[i].path) == 0) {
+            ns->v[k - 1].flags |= ns->v[i].flags;
+            free(ns->v[i].path);
+            continue;
+        }
+        ns->v[k++] = ns->v[i];
+    }
+    ns->n = k;
 }
 
 static bool under_fresh_fs(const char *p)
@@ -163,11 +180,42 @@ static int add_rule(struct nodes *ns, const struct cordon_pathrule *r, unsigned 
     return 0;
 }
 
+struct glob_ud {
+    struct nodes *ns;
+    const struct cordon_pathrule *rule;
+    unsigned flag;
+    cordon_log_fn log;
+    void *ud;
+    struct cordon_error *err;
+    unsigned long n;
+};
+
+static int glob_match(void *p, const char *path)
+{
+    struct glob_ud *g = p;
+    struct cordon_pathrule r = { .path = (char *)path, .as_written = g->rule->as_written };
+    g->n++;
+    return add_rule(g->ns, &r, g->flag, g->log, g->ud, g->err);
+}
+
 static int add_list(struct nodes *ns, const struct cordon_pathlist *l, unsigned flag,
                     cordon_log_fn log, void *ud, struct cordon_error *err)
 {
     for (size_t i = 0; i < l->n; i++) {
-        int r = add_rule(ns, &l->v[i], flag, log, ud, err);
+        int r;
+        if (l->v[i].glob) {
+            /* Expanded now: files created later are not matched (README,
+             * docs/threat-model.md). */
+            struct glob_ud g = { .ns = ns, .rule = &l->v[i], .flag = flag, .log = log, .ud = ud,
+                                 .err = err };
+            r = cordon_glob_expand(l->v[i].path, glob_match, &g, err);
+            if (r < 0)
+                return cordon_err_prefix(err, "%s", list_name(flag));
+            plog(log, ud, "%s %s: the pattern matches %lu path(s)", list_name(flag),
+                 l->v[i].as_written, g.n);
+            continue;
+        }
+        r = add_rule(ns, &l->v[i], flag, log, ud, err);
         if (r < 0)
             return r;
     }
@@ -259,6 +307,7 @@ static const char *op_name(enum op_kind k)
     case OP_TMPFS: return "private tmpfs";
     case OP_DEV: return "fresh /dev";
     case OP_PROC: return "fresh /proc";
+    case OP_PIN_LINK: return "protected symlink, pinned";
     }
     return "?";
 }
@@ -316,7 +365,7 @@ static int build_ops(struct sandbox_plan *plan, struct nodes *ns, bool disabled,
         if (n->flags & F_TMP)
             s.vis = false; /* the host's /tmp content is hidden below it */
         s.aw |= !!(n->flags & F_ALLOW_WRITE);
-        s.dw |= !!(n->flags & F_DENY_WRITE);
+        s.dw |= !!(n->flags & (F_DENY_WRITE | F_PROTECT));
         nstack[nsp] = i;
         sstack[nsp] = s;
         nsp++;
@@ -336,6 +385,19 @@ static int build_ops(struct sandbox_plan *plan, struct nodes *ns, bool disabled,
             op.is_dir = true;
         } else if (disabled) {
             continue;
+        } else if (n->flags & F_LINK) {
+            /* Only where it could be replaced: visible, in writable host
+             * content. */
+            bool pwr = pop->kind == OP_ROOT_RW || pop->kind == OP_BIND_RW;
+            if (synth || !s.vis || !pwr)
+                continue;
+            op.kind = OP_PIN_LINK;
+            op.is_dir = false;
+            r = emit(plan, &cap, op);
+            if (r < 0)
+                return cordon_err_set(err, -r == E2BIG ? E2BIG : ENOMEM,
+                                      "the policy needs too many mounts");
+            continue; /* a symlink holds no further mounts */
         } else if (synth) {
             if (!s.vis)
                 continue; /* already hidden by the synthetic content */
@@ -343,12 +405,20 @@ static int build_ops(struct sandbox_plan *plan, struct nodes *ns, bool disabled,
         } else {
             bool pvis = pop->kind != OP_MASK_DIR && pop->kind != OP_MASK_FILE;
             bool pwr = pop->kind == OP_ROOT_RW || pop->kind == OP_BIND_RW;
-            if (s.vis == pvis && state_wr(s) == pwr)
+            /* A pin keeps the state but makes a mount point, so the
+             * directory cannot be renamed or removed (EBUSY); it matters only
+             * where the parent is writable. */
+            bool pin = (n->flags & F_PIN) && pwr && s.vis;
+            if (s.vis == pvis && state_wr(s) == pwr && !pin)
                 continue;
             if (!s.vis)
                 op.kind = n->is_dir ? OP_MASK_DIR : OP_MASK_FILE;
             else
                 op.kind = state_wr(s) ? OP_BIND_RW : OP_BIND_RO;
+            op.pin = pin && s.vis == pvis && state_wr(s) == pwr;
+            /* Same content as what it sits in, only read-only or pinned:
+             * clone it from the view itself (no second look at the host). */
+            op.from_view = s.vis && pvis && (op.kind == OP_BIND_RO || op.pin);
         }
         if (op.create && (plan->ops[pidx].kind == OP_MASK_DIR ||
                           plan->ops[pidx].kind == OP_ROOT_MASK))
@@ -524,7 +594,11 @@ static int build_landlock(struct sandbox_plan *plan, struct cordon_error *err)
         switch (op->kind) {
         case OP_ROOT_RO: r.kind = LL_READ; break;
         case OP_ROOT_RW: r.kind = LL_WRITE; break;
-        case OP_BIND_RW: r.kind = LL_WRITE; break;
+        case OP_BIND_RW:
+            if (op->pin)
+                continue; /* inside a write root already */
+            r.kind = LL_WRITE;
+            break;
         case OP_TMPFS: r.kind = LL_WRITE; break;
         case OP_DEV: r.kind = LL_DEV; break;
         case OP_PROC: r.kind = LL_PROC; break;
@@ -574,6 +648,66 @@ static int build_hardening(struct sandbox_plan *plan, const cordon_policy *p,
     return 0;
 }
 
+/* git must not show placeholders as untracked files inside the sandbox
+ * (srt's "ghost files" in `git status`). */
+static int build_excludes(struct sandbox_plan *plan, const struct protect_set *prot,
+                          struct cordon_error *err)
+{
+    if (!prot || !prot->have_placeholders)
+        return 0;
+    for (size_t r = 0; r < prot->nroots; r++) {
+        const char *root = prot->roots[r];
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof(path), "%s/.git/info/exclude", root) >= (int)sizeof(path))
+            continue;
+        struct stat st;
+        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > 1 << 20)
+            continue;
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&buf, &len);
+        if (!mem) {
+            fclose(f);
+            return cordon_err_set(err, ENOMEM, "out of memory");
+        }
+        char chunk[4096];
+        size_t k;
+        while ((k = fread(chunk, 1, sizeof(chunk), f)) > 0)
+            fwrite(chunk, 1, k, mem);
+        fclose(f);
+        fprintf(mem, "\n# cordon: placeholders that protect these names while it runs\n");
+        size_t rl = strlen(root);
+        bool any = false;
+        for (size_t i = 0; i < prot->nplaceholders; i++) {
+            const char *ph = prot->placeholders[i];
+            if (!cordon_path_is_prefix(root, ph) || strlen(ph) <= rl)
+                continue;
+            fprintf(mem, "%s\n", ph + rl);
+            any = true;
+        }
+        fclose(mem);
+        if (!any) {
+            free(buf);
+            continue;
+        }
+        struct exclude_bind *v = realloc(plan->excludes, (plan->nexcludes + 1) * sizeof(*v));
+        if (!v) {
+            free(buf);
+            return cordon_err_set(err, ENOMEM, "out of memory");
+        }
+        plan->excludes = v;
+        v[plan->nexcludes++] = (struct exclude_bind){
+            .path = strdup(path), .content = buf, .len = len, .dev = st.st_dev, .ino = st.st_ino,
+        };
+        if (!v[plan->nexcludes - 1].path)
+            return cordon_err_set(err, ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 static bool is_real_dir(const char *p)
 {
     struct stat st;
@@ -581,8 +715,9 @@ static bool is_real_dir(const char *p)
 }
 
 int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *argv,
-                       char *const *envp, unsigned layers_off, cordon_log_fn log, void *ud,
-                       struct sandbox_plan *plan, struct cordon_error *err)
+                       char *const *envp, unsigned layers_off, const struct protect_set *prot,
+                       cordon_log_fn log, void *ud, struct sandbox_plan *plan,
+                       struct cordon_error *err)
 {
     *plan = (struct sandbox_plan){ 0 };
     struct nodes ns = { 0 };
@@ -609,6 +744,17 @@ int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *arg
             (r = add_list(&ns, &p->fs.deny_write, F_DENY_WRITE, log, ud, err)) < 0 ||
             (r = add_implicit_writes(&ns, p, log, ud, err)) < 0)
             goto fail;
+        for (size_t i = 0; prot && i < prot->n; i++) {
+            const struct protect_item *it = &prot->v[i];
+            struct stat st;
+            if (lstat(it->path, &st) < 0 || under_fresh_fs(it->path))
+                continue;
+            unsigned f = it->kind == PROT_RO ? F_PROTECT : it->kind == PROT_PIN ? F_PIN : F_LINK;
+            if (it->kind == PROT_RO)
+                plog(log, ud, "protect %s", it->path);
+            if (nodes_add(&ns, it->path, f, &st) < 0)
+                goto nomem;
+        }
     } else {
         plog(log, ud, "filesystem.disabled: the host's / is writable; no filesystem rules");
     }
@@ -645,6 +791,7 @@ int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *arg
         goto nomem;
 
     qsort(ns.v, ns.n, sizeof(*ns.v), cmp_nodes);
+    merge_nodes(&ns);
     r = build_ops(plan, &ns, disabled, log, ud, err);
     /* The ops point into node paths: hand them to the plan. */
     for (size_t i = 0; i < ns.n; i++) {
@@ -706,6 +853,8 @@ int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *arg
         return r;
     }
     r = build_hardening(plan, p, log, ud, err);
+    if (r == 0)
+        r = build_excludes(plan, prot, err);
     if (r < 0) {
         sandbox_plan_free(plan);
         return r;
@@ -731,6 +880,11 @@ void sandbox_plan_free(struct sandbox_plan *plan)
     free(plan->scratch);
     free(plan->ll);
     free(plan->exe_path);
+    for (size_t i = 0; i < plan->nexcludes; i++) {
+        free(plan->excludes[i].path);
+        free(plan->excludes[i].content);
+    }
+    free(plan->excludes);
     harden_seccomp_free(&plan->seccomp);
     for (size_t i = 0; i < plan->npaths; i++)
         free(plan->paths[i]);

@@ -14,6 +14,7 @@
  *    namespace; if it cannot serve, the sandbox has no network at all.
  */
 #include "sandbox.h"
+#include "protect.h"
 #include "audit/audit.h"
 #include "core/cleanup.h"
 #include "core/err.h"
@@ -312,6 +313,22 @@ static void on_signal(uv_poll_t *h, int status, int events)
         kill(run->pid, (int)si.ssi_signo);
 }
 
+struct hooks_report {
+    struct run *run;
+};
+
+/* A repository created inside the sandbox could not be protected in
+ * advance: say so when it holds hooks that will run outside. */
+static void report_hook(void *ud, const char *path)
+{
+    struct hooks_report *h = ud;
+    char line[4200];
+    snprintf(line, sizeof(line), "a repository created in the sandbox has a hook that will run "
+                                 "outside it: %s", path);
+    log_line(h->run->opts, CORDON_LOG_WARN, line);
+    audit_emit(&h->run->audit, "fs.hook", true, json_pack("{s:s}", "path", path));
+}
+
 static void audit_start(struct run *run, char *const *argv, const char *cwd)
 {
     json_t *cmd = json_array();
@@ -350,10 +367,28 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
     struct sandbox_plan plan;
     for (size_t i = 0; i < p->notes.n; i++)
         log_line(opts, CORDON_LOG_DEBUG, p->notes.v[i]);
-    int r = sandbox_plan_build(p, cwd, opts->argv, opts->envp ? opts->envp : environ, disabled,
-                               opts->log, opts->log_userdata, &plan, err);
+    /* Workspace protection first: its placeholders must exist before the
+     * plan looks at the filesystem. The watchdog removes them if cordon is
+     * killed from here on. */
+    struct protect_set prot;
+    int r = protect_prepare(p, cwd, &prot, opts->log, opts->log_userdata, err);
     if (r < 0)
         return r;
+    int watchdog = protect_watchdog(&prot, err);
+    if (watchdog < -1) {
+        protect_release(&prot);
+        protect_free(&prot);
+        return watchdog;
+    }
+    r = sandbox_plan_build(p, cwd, opts->argv, opts->envp ? opts->envp : environ, disabled, &prot,
+                           opts->log, opts->log_userdata, &plan, err);
+    if (r < 0) {
+        protect_release(&prot);
+        protect_free(&prot);
+        if (watchdog >= 0)
+            close(watchdog);
+        return r;
+    }
 
     mode_t um = umask(0);
     umask(um);
@@ -410,20 +445,6 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
     r = write_maps(run.pid, plan.uid, plan.gid, err);
     if (r < 0)
         goto out;
-    /* RLIMIT_NPROC is not enforced for the host's root: use a pids cgroup,
-     * entered by init before it starts anything. */
-    if (getuid() == 0 && plan.limits[LIM_NPROC].set &&
-        plan.limits[LIM_NPROC].value != RLIM_INFINITY) {
-        struct cordon_error cerr = { 0 };
-        harden_pids_cgroup_sweep();
-        if (harden_pids_cgroup_create(run.pid, plan.limits[LIM_NPROC].value, &cgroup, &cerr) < 0) {
-            char line[1200];
-            snprintf(line, sizeof(line), "the process limit is not enforced for root: %s",
-                     cerr.msg);
-            log_line(opts, CORDON_LOG_WARN, line);
-        }
-    }
-
     if (uv_loop_init(&run.loop) < 0) {
         r = cordon_err_set(err, ENOMEM, "cannot start the event loop");
         goto out;
@@ -445,6 +466,27 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
     memset(&msg, 0, sizeof(msg));
     msg.type = MSG_GO;
     if (send(run.sync_fd, &msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg)) {
+        r = cordon_err_sys(err, errno, "cannot start the sandbox");
+        goto out;
+    }
+    /* RLIMIT_NPROC is not enforced for the host's root: use a pids cgroup.
+     * Creating one takes milliseconds on cgroup v1, so it happens while init
+     * builds the view; init starts the command only after MSG_CONTINUE, when
+     * it is already in the group. */
+    if (getuid() == 0 && plan.limits[LIM_NPROC].set &&
+        plan.limits[LIM_NPROC].value != RLIM_INFINITY) {
+        struct cordon_error cerr = { 0 };
+        harden_pids_cgroup_sweep();
+        if (harden_pids_cgroup_create(run.pid, plan.limits[LIM_NPROC].value, &cgroup, &cerr) < 0) {
+            char line[1200];
+            snprintf(line, sizeof(line), "the process limit is not enforced for root: %s",
+                     cerr.msg);
+            log_line(opts, CORDON_LOG_WARN, line);
+        }
+    }
+    msg.type = MSG_CONTINUE;
+    if (send(run.sync_fd, &msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg) &&
+        errno != EPIPE) {
         r = cordon_err_sys(err, errno, "cannot start the sandbox");
         goto out;
     }
@@ -474,6 +516,12 @@ out:;
         close(run.sfd);
     sigprocmask(SIG_SETMASK, &oldmask, NULL);
     sandbox_plan_free(&plan);
+    struct hooks_report hr = { .run = &run };
+    protect_check_new_hooks(&prot, p->mandatory_deny_search_depth, report_hook, &hr);
+    protect_release(&prot);
+    protect_free(&prot);
+    if (watchdog >= 0)
+        close(watchdog);
     if (cgroup) {
         harden_pids_cgroup_remove(cgroup);
         free(cgroup);

@@ -33,6 +33,7 @@ enum op_kind {
     OP_TMPFS,     /* the private /tmp */
     OP_DEV,       /* a fresh /dev */
     OP_PROC,      /* /proc of the new pid namespace */
+    OP_PIN_LINK,  /* a protected symlink, bound over itself so it cannot be replaced */
 };
 
 struct mount_op {
@@ -41,6 +42,8 @@ struct mount_op {
     int parent;       /* index of the op whose content holds this mount point */
     bool create;      /* the mount point is created inside the parent's tmpfs */
     bool is_dir;      /* the mounted object is a directory */
+    bool pin;         /* only there to make a mount point (workspace protection) */
+    bool from_view;   /* cloned from the new view at its own target, not from the host */
     mode_t mode;      /* OP_MASK_DIR and OP_ROOT_MASK: 0 or 0111 */
     dev_t dev;        /* identity of the host object at plan time (binds) */
     ino_t ino;
@@ -69,12 +72,27 @@ struct sandbox_plan {
     struct ll_rule *ll;
     size_t nll;
     struct limit limits[LIM_COUNT];
+
+    /* Placeholders are hidden from git inside the sandbox: for each write
+     * root that is a repository, a copy of .git/info/exclude extended with
+     * the placeholders' names is bound over the original (the host's file is
+     * not touched). */
+    struct exclude_bind {
+        char *path;     /* <root>/.git/info/exclude */
+        char *content;
+        size_t len;
+        dev_t dev;
+        ino_t ino;
+    } *excludes;
+    size_t nexcludes;
 };
 
 /* Compute the plan for policy p. log may be NULL. */
+struct protect_set;
 int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *argv,
-                       char *const *envp, unsigned disabled_layers, cordon_log_fn log,
-                       void *log_ud, struct sandbox_plan *plan, struct cordon_error *err);
+                       char *const *envp, unsigned disabled_layers,
+                       const struct protect_set *prot, cordon_log_fn log, void *log_ud,
+                       struct sandbox_plan *plan, struct cordon_error *err);
 void sandbox_plan_free(struct sandbox_plan *plan);
 
 /* cordon_run() with layers switched off (test builds; see harden.h). */
@@ -88,6 +106,8 @@ enum sync_msg_type {
     MSG_EXIT = 3,   /* init -> supervisor: the command ended; status is its wait status */
     MSG_LISTENERS = 4, /* init -> supervisor: SCM_RIGHTS carries the HTTP and SOCKS5
                           listeners created in the sandbox's network namespace */
+    MSG_CONTINUE = 5,  /* supervisor -> init: start the command (init is in its pids
+                          cgroup, if any); sent while init builds the view */
 };
 
 /* cordon's own binary inside the sandbox (read-only bind). */

@@ -472,32 +472,16 @@ static const struct err_case err_cases[] = {
     { "entry literal null", "{'filesystem': {'denyWrite': [{'path': '/a', 'literal': null}]}}",
       EINVAL, "/filesystem/denyWrite/0/literal", "a boolean" },
 
-    /* Globs are refused unless literal. */
-    { "glob *", "{'filesystem': {'denyWrite': ['/a/*']}}", ENOTSUP,
-      "/filesystem/denyWrite/0", "glob" },
-    { "glob ?", "{'filesystem': {'denyRead': ['/a/b?']}}", ENOTSUP, "/filesystem/denyRead/0",
-      "glob" },
-    { "glob [", "{'filesystem': {'allowRead': ['/a/[ab]']}}", ENOTSUP,
-      "/filesystem/allowRead/0", "glob" },
-    { "glob ** in the middle", "{'filesystem': {'allowWrite': ['/a/**/b']}}", ENOTSUP,
-      "/filesystem/allowWrite/0", "glob" },
-    { "glob **/ with a trailing slash", "{'filesystem': {'allowWrite': ['/a/**/']}}",
-      ENOTSUP, "/filesystem/allowWrite/0", "glob" },
-    { "glob /**/** only strips once", "{'filesystem': {'allowWrite': ['/a/**/**']}}",
-      ENOTSUP, "/filesystem/allowWrite/0", "glob" },
-    { "glob * alone", "{'filesystem': {'denyRead': ['*']}}", ENOTSUP, "/filesystem/denyRead/0",
-      "glob" },
-    { "glob ** alone", "{'filesystem': {'denyRead': ['**']}}", ENOTSUP,
-      "/filesystem/denyRead/0", "glob" },
-    { "glob under ~", "{'filesystem': {'denyRead': ['~/.config/*.json']}}", ENOTSUP,
-      "/filesystem/denyRead/0", "\"~/.config/*.json\"" },
-    { "glob relative", "{'filesystem': {'denyRead': ['.', 'src/*']}}", ENOTSUP,
-      "/filesystem/denyRead/1", "literal" },
-    { "glob in an entry without literal", "{'filesystem': {'denyRead': [{'path': '/a/*'}]}}",
-      ENOTSUP, "/filesystem/denyRead/0", "glob" },
-    { "glob in an entry with literal false",
-      "{'filesystem': {'denyRead': [{'path': '/a/*', 'literal': false}]}}", ENOTSUP,
-      "/filesystem/denyRead/0", "glob" },
+    /* Globs: a pattern must start from a literal directory below "/", and a
+     * deny pattern may not end in "/" (it would match nothing). */
+    { "glob at the root", "{'filesystem': {'denyRead': ['/**/*.pem']}}", EINVAL,
+      "/filesystem/denyRead/0", "literal directory" },
+    { "glob first component", "{'filesystem': {'allowRead': ['/*/x']}}", EINVAL,
+      "/filesystem/allowRead/0", "literal directory" },
+    { "glob deny with a trailing slash", "{'filesystem': {'denyWrite': ['/a/*/']}}", EINVAL,
+      "/filesystem/denyWrite/0", "would match nothing" },
+    { "glob deny read with a trailing slash", "{'filesystem': {'denyRead': ['/a/b?/']}}",
+      EINVAL, "/filesystem/denyRead/0", "would match nothing" },
 
     /* ~user. */
     { "~user in a path", "{'filesystem': {'denyRead': ['~bob/.ssh']}}", EINVAL,
@@ -631,6 +615,9 @@ struct ok_case {
 
 static const struct ok_case ok_cases[] = {
     { "empty object", "{}", true },
+    { "glob patterns", "{'filesystem': {'denyRead': ['/a/*', '/a/b?', '~/.config/*.json', "
+      "'src/**/*.pem', '**/.env'], 'allowRead': ['/a/[ab]'], 'allowWrite': ['/a/**/b', "
+      "'/a/**/'], 'denyWrite': [{'path': '/a/*', 'literal': false}]}}", false },
     { "network entries", "{'network': {'allowedDomains': ['example.com', '*.co.uk', "
       "'localhost', '127.0.0.1:8080', '[::1]:443', 'EXAMPLE.org.', 'exa_mple.com'], "
       "'deniedDomains': ['*', '*:22', 'evil.test'], 'defaultPorts': [443], "
@@ -1372,8 +1359,8 @@ static void test_add_path_errors(void **state)
     (void)state;
     static const struct add_err_case cases[] = {
         { CORDON_DENY_READ, "", EINVAL, "--deny-read: ", "empty path" },
-        { CORDON_ALLOW_WRITE, "/a/*", ENOTSUP, "--allow-write: ", "glob" },
-        { CORDON_ALLOW_WRITE, "src/*.c", ENOTSUP, "--allow-write: ", "\"src/*.c\"" },
+        { CORDON_ALLOW_WRITE, "/*", EINVAL, "--allow-write: ", "literal directory" },
+        { CORDON_DENY_WRITE, "/a/*/", EINVAL, "--deny-write: ", "\"/a/*/\"" },
         { CORDON_ALLOW_READ, "~bob", EINVAL, "--allow-read: ", "~user" },
         { CORDON_DENY_WRITE, "/a/\xff", EINVAL, "--deny-write: ", "UTF-8" },
         { (enum cordon_path_list)42, "/a", EINVAL, "", "unknown path list" },

@@ -1,0 +1,79 @@
+/* protect.h: workspace protection: srt's mandatory write denies, the pins
+ * that keep protected paths from being renamed away, and placeholders for
+ * protected names that do not exist yet.
+ *
+ * Threat: a command writing in the workspace plants code that runs later,
+ * outside the sandbox (shell rc files, git hooks and config, editor and agent
+ * settings, direnv). Every protected path that exists is bound read-only over
+ * itself; every directory between it and its write root is bound over itself
+ * (a "pin"), so neither it nor an ancestor can be renamed or removed (EBUSY);
+ * a protected name that does not exist gets a placeholder, created on the
+ * host with O_EXCL, bound read-only, and removed when the last run that uses
+ * it ends, or by a watchdog when cordon is killed.
+ */
+#ifndef CORDON_PROTECT_H
+#define CORDON_PROTECT_H
+
+#include "cordon.h"
+#include "policy/policy.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+enum protect_kind {
+    PROT_RO,      /* bind read-only over itself */
+    PROT_PIN,     /* bind over itself, keeping its writability: not renamable */
+    PROT_LINK,    /* a symlink: bound over itself, so it cannot be replaced */
+};
+
+struct protect_item {
+    char *path;
+    enum protect_kind kind;
+};
+
+struct protect_set {
+    struct protect_item *v;
+    size_t n, cap;
+    char runid[64];
+    bool have_placeholders;   /* this run registered placeholders */
+    char **repos;             /* .git directories that existed at start */
+    size_t nrepos;
+    char **roots;             /* write roots scanned */
+    size_t nroots;
+    char **placeholders;      /* placeholders this run uses (a file, or a directory) */
+    size_t nplaceholders;
+    struct scanned_dir {      /* directories the scan read, with their mtime: at */
+        char *path;           /* exit only the ones that changed are read again */
+        struct timespec mtime;
+        int depth;            /* levels left below it */
+    } *dirs;
+    size_t ndirs, capdirs;
+};
+
+/* Find what must be protected under the write roots of p (and cwd when it
+ * is writable) and create the placeholders missing names need. */
+int protect_prepare(const cordon_policy *p, const char *cwd, struct protect_set *out,
+                    cordon_log_fn log, void *ud, struct cordon_error *err);
+
+/* Start the watchdog that removes this run's placeholders if cordon dies
+ * without doing it (its own session; it waits for EOF on a pipe). Returns the
+ * pipe's write end, to be held by the supervisor, or -1 when there is nothing
+ * to watch. */
+int protect_watchdog(struct protect_set *s, struct cordon_error *err);
+
+/* Release this run's placeholders (removing those no other run uses). */
+void protect_release(struct protect_set *s);
+
+/* At exit: repositories that appeared during the run with hooks other than
+ * git's samples. Calls report(path) for each such hook. */
+void protect_check_new_hooks(const struct protect_set *s, int depth,
+                             void (*report)(void *ud, const char *path), void *ud);
+
+void protect_free(struct protect_set *s);
+
+/* Remove placeholders of runs that are gone (called at start). */
+void protect_sweep(void);
+
+#endif
