@@ -64,6 +64,18 @@ struct cordon_policy {
         struct net_entry *mitm_domains;
         size_t nmitm_domains;
         uint16_t http_proxy_port, socks_proxy_port; /* external proxies; 0: none */
+        /* TLS interception (srt's tlsTerminate) */
+        bool tls;
+        char *tls_ca_cert, *tls_ca_key;  /* both or neither: the user's CA */
+        struct net_entry *tls_exclude;
+        size_t ntls_exclude;
+        struct cordon_strlist tls_extra_ca;
+        int tls_max_tunnels;             /* default 256 */
+        int tls_handshake_timeout_ms;    /* default 10000 */
+        char *upstream_ca_file;          /* network.upstreamCaFile */
+        bool require_host_match;         /* default true */
+        bool refuse_opaque_tunnels;
+        struct cordon_strlist strip_response_headers; /* folded names */
         bool strict_allowlist;
         bool allow_all_unix_sockets;
         bool allow_local_binding;  /* accepted; the sandbox has its own loopback */

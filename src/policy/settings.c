@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ctype.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <pwd.h>
@@ -609,6 +610,154 @@ static int port_value(struct ctx *c, json_t *v, uint16_t *out)
 static int net_http_port(struct ctx *c, json_t *v) { return port_value(c, v, &c->p->net.http_proxy_port); }
 static int net_socks_port(struct ctx *c, json_t *v) { return port_value(c, v, &c->p->net.socks_proxy_port); }
 
+/* ---- TLS interception ----------------------------------------------------- */
+
+static int abs_path(struct ctx *c, json_t *v, char **out)
+{
+    const char *s;
+    int r = want_string(c, v, &s);
+    if (r < 0)
+        return r;
+    struct cordon_error perr = { 0 };
+    char *abs = cordon_path_expand(s, c->p->home, c->p->cwd, &perr);
+    if (!abs)
+        return fail(c, perr.code, "%s", perr.msg);
+    free(*out);
+    *out = abs;
+    return 0;
+}
+
+static int int_range(struct ctx *c, json_t *v, int lo, int hi, int *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return fail(c, EINVAL, "expected an integer from %d to %d", lo, hi);
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int tls_ca_cert(struct ctx *c, json_t *v) { return abs_path(c, v, &c->p->net.tls_ca_cert); }
+static int tls_ca_key(struct ctx *c, json_t *v) { return abs_path(c, v, &c->p->net.tls_ca_key); }
+
+static int tls_exclude(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of hosts");
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        const char *s, *why = NULL;
+        r = want_string(c, e, &s);
+        if (r < 0)
+            return r;
+        struct net_entry ent;
+        if (net_entry_parse(s, false, &ent, &why) < 0)
+            return fail(c, EINVAL, "\"%s\": %s", s, why);
+        struct net_entry *nv = realloc(c->p->net.tls_exclude,
+                                       (c->p->net.ntls_exclude + 1) * sizeof(*nv));
+        if (!nv) {
+            net_entry_free(&ent);
+            return fail(c, ENOMEM, "out of memory");
+        }
+        c->p->net.tls_exclude = nv;
+        nv[c->p->net.ntls_exclude++] = ent;
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static int tls_extra_ca(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of PEM files");
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        char *abs = NULL;
+        r = abs_path(c, e, &abs);
+        if (r < 0)
+            return r;
+        r = cordon_strlist_add(&c->p->net.tls_extra_ca, abs);
+        free(abs);
+        if (r < 0)
+            return fail(c, ENOMEM, "out of memory");
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static int tls_max_tunnels(struct ctx *c, json_t *v)
+{
+    return int_range(c, v, 1, 65536, &c->p->net.tls_max_tunnels);
+}
+
+static int tls_handshake_timeout(struct ctx *c, json_t *v)
+{
+    return int_range(c, v, 100, 600000, &c->p->net.tls_handshake_timeout_ms);
+}
+
+static const struct key tls_keys[] = {
+    { "caCertPath", KEY_IMPL, tls_ca_cert, NULL, NULL },
+    { "caKeyPath", KEY_IMPL, tls_ca_key, NULL, NULL },
+    { "excludeDomains", KEY_IMPL, tls_exclude, NULL, NULL },
+    { "extraCaCertPaths", KEY_IMPL, tls_extra_ca, NULL, NULL },
+    { "maxTunnels", KEY_IMPL, tls_max_tunnels, NULL, NULL },
+    { "handshakeTimeoutMs", KEY_IMPL, tls_handshake_timeout, NULL, NULL },
+};
+
+static int net_tls(struct ctx *c, json_t *v)
+{
+    int r = walk_object(c, v, tls_keys, ARRAY_SIZE(tls_keys));
+    if (r < 0)
+        return r;
+    if (!c->p->net.tls_ca_cert != !c->p->net.tls_ca_key)
+        return fail(c, EINVAL, "caCertPath and caKeyPath go together (or neither, for a "
+                               "per-run CA that never leaves cordon's memory)");
+    c->p->net.tls = true;
+    return 0;
+}
+
+static int net_upstream_ca(struct ctx *c, json_t *v)
+{
+    return abs_path(c, v, &c->p->net.upstream_ca_file);
+}
+
+static int net_require_host_match(struct ctx *c, json_t *v)
+{
+    return parse_bool(c, v, &c->p->net.require_host_match);
+}
+
+static int net_refuse_opaque(struct ctx *c, json_t *v)
+{
+    return parse_bool(c, v, &c->p->net.refuse_opaque_tunnels);
+}
+
+/* srt folds "-", "_" and "." together and ignores case. */
+static void fold_header(char *s)
+{
+    for (; *s; s++) {
+        *s = (char)tolower((unsigned char)*s);
+        if (*s == '_' || *s == '.')
+            *s = '-';
+    }
+}
+
+static int net_strip_response(struct ctx *c, json_t *v)
+{
+    struct cordon_strlist tmp = { 0 };
+    int r = parse_strings(c, v, &tmp);
+    for (size_t i = 0; r == 0 && i < tmp.n; i++) {
+        fold_header(tmp.v[i]);
+        if (cordon_strlist_add(&c->p->net.strip_response_headers, tmp.v[i]) < 0)
+            r = fail(c, ENOMEM, "out of memory");
+    }
+    cordon_strlist_clear(&tmp);
+    return r;
+}
+
 static int net_denied_reasons(struct ctx *c, json_t *v)
 {
     int r = want(c, v, JSON_OBJECT, "an object of reasons");
@@ -647,17 +796,17 @@ static const struct key net_keys[] = {
     { "socksProxyPort", KEY_IMPL, net_socks_port, NULL, NULL },
     { "mitmProxy", KEY_IMPL, net_mitm, NULL, NULL },
     { "parentProxy", KEY_IMPL, net_parent, NULL, NULL },
-    { "tlsTerminate", KEY_UNSUPPORTED, NULL, "TLS interception", NULL },
+    { "tlsTerminate", KEY_IMPL, net_tls, NULL, NULL },
     { "allowPlaintextHeaderSet", KEY_UNSUPPORTED, NULL, "request rules", "false" },
-    { "stripResponseHeaders", KEY_UNSUPPORTED, NULL, "TLS interception", "[]" },
-    { "refuseOpaqueTunnels", KEY_UNSUPPORTED, NULL, "TLS interception", "false" },
-    { "requireHostMatch", KEY_UNSUPPORTED, NULL, "TLS interception", "true" },
+    { "stripResponseHeaders", KEY_IMPL, net_strip_response, NULL, NULL },
+    { "refuseOpaqueTunnels", KEY_IMPL, net_refuse_opaque, NULL, NULL },
+    { "requireHostMatch", KEY_IMPL, net_require_host_match, NULL, NULL },
     { "ambiguousRequestTarget", KEY_UNSUPPORTED, NULL, "request rules", "\"refuse\"" },
     { "defaultPorts", KEY_IMPL, net_default_ports, NULL, NULL },
     { "allowPrivateAddresses", KEY_IMPL, net_allow_private, NULL, NULL },
     { "hosts", KEY_IMPL, net_hosts, NULL, NULL },
     { "dnsServers", KEY_IMPL, net_dns_servers, NULL, NULL },
-    { "upstreamCaFile", KEY_UNSUPPORTED, NULL, "TLS interception", NULL },
+    { "upstreamCaFile", KEY_IMPL, net_upstream_ca, NULL, NULL },
     { "requestRules", KEY_UNSUPPORTED, NULL, "request rules", "[]" },
     { "injectHeaders", KEY_UNSUPPORTED, NULL, "credential injection", "[]" },
     { "stripRequestHeaders", KEY_UNSUPPORTED, NULL, "credential injection", "[]" },
@@ -848,6 +997,9 @@ static int policy_new(const struct cordon_load_opts *opts, struct cordon_policy 
     if (!p)
         return cordon_err_set(err, ENOMEM, "out of memory");
     p->mandatory_deny_search_depth = 3;
+    p->net.require_host_match = true;
+    p->net.tls_max_tunnels = 256;
+    p->net.tls_handshake_timeout_ms = 10000;
     p->net.rules.default_ports[0] = 80;
     p->net.rules.default_ports[1] = 443;
     p->net.rules.ndefault = 2;
@@ -895,6 +1047,26 @@ nomem:
     return cordon_err_set(err, ENOMEM, "out of memory");
 }
 
+/* Rules that span keys (srt-compat.md 1.1, 1.3). */
+static int cross_checks(struct ctx *c)
+{
+    struct cordon_policy *p = c->p;
+    c->ptr[0] = '\0';
+    if (p->net.tls && p->net.mitm_socket)
+        return fail(c, EINVAL, "/network: mitmProxy and tlsTerminate cannot be used together "
+                               "(as in srt)");
+    if (p->net.tls_ca_key) {
+        /* A user's CA key must never be readable inside the sandbox. */
+        bool have = false;
+        for (size_t i = 0; i < p->fs.deny_read.n; i++)
+            have |= strcmp(p->fs.deny_read.v[i].path, p->net.tls_ca_key) == 0;
+        if (!have && cordon_pathlist_add(&p->fs.deny_read, p->net.tls_ca_key,
+                                         p->net.tls_ca_key, true) < 0)
+            return fail(c, ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 static int load_json(json_t *root, const char *name, const struct cordon_load_opts *opts,
                      enum cordon_policy_source source, cordon_policy **out,
                      struct cordon_error *err)
@@ -916,6 +1088,8 @@ static int load_json(json_t *root, const char *name, const struct cordon_load_op
         r = fail(&c, EINVAL, "the settings must be a JSON object, got %s", type_name(root));
     } else {
         r = walk_object(&c, root, top_keys, ARRAY_SIZE(top_keys));
+        if (r == 0)
+            r = cross_checks(&c);
     }
     if (r < 0) {
         cordon_policy_free(p);
@@ -1120,6 +1294,14 @@ void cordon_policy_free(cordon_policy *p)
     for (size_t i = 0; i < p->net.nmitm_domains; i++)
         net_entry_free(&p->net.mitm_domains[i]);
     free(p->net.mitm_domains);
+    free(p->net.tls_ca_cert);
+    free(p->net.tls_ca_key);
+    for (size_t i = 0; i < p->net.ntls_exclude; i++)
+        net_entry_free(&p->net.tls_exclude[i]);
+    free(p->net.tls_exclude);
+    cordon_strlist_clear(&p->net.tls_extra_ca);
+    free(p->net.upstream_ca_file);
+    cordon_strlist_clear(&p->net.strip_response_headers);
     json_decref(p->net.denied_domain_reasons);
     cordon_strlist_clear(&p->git_safe_directories);
     json_decref(p->ignore_violations);
@@ -1211,6 +1393,27 @@ char *cordon_policy_to_json(const cordon_policy *p)
             json_object_set_new(net, "mitmProxy",
                                 json_pack("{s:s, s:o}", "socketPath", p->net.mitm_socket,
                                           "domains", md));
+        }
+        json_object_set_new(net, "requireHostMatch", json_boolean(p->net.require_host_match));
+        json_object_set_new(net, "refuseOpaqueTunnels",
+                            json_boolean(p->net.refuse_opaque_tunnels));
+        json_object_set_new(net, "stripResponseHeaders",
+                            strings_json(&p->net.strip_response_headers));
+        if (p->net.upstream_ca_file)
+            json_object_set_new(net, "upstreamCaFile", json_string(p->net.upstream_ca_file));
+        if (p->net.tls) {
+            json_t *ex = json_array();
+            for (size_t i = 0; ex && i < p->net.ntls_exclude; i++)
+                json_array_append_new(ex, json_string(p->net.tls_exclude[i].text));
+            json_t *t = json_pack("{s:o, s:o, s:i, s:i}", "excludeDomains", ex,
+                                  "extraCaCertPaths", strings_json(&p->net.tls_extra_ca),
+                                  "maxTunnels", p->net.tls_max_tunnels, "handshakeTimeoutMs",
+                                  p->net.tls_handshake_timeout_ms);
+            if (t && p->net.tls_ca_cert) {
+                json_object_set_new(t, "caCertPath", json_string(p->net.tls_ca_cert));
+                json_object_set_new(t, "caKeyPath", json_string(p->net.tls_ca_key));
+            }
+            json_object_set_new(net, "tlsTerminate", t);
         }
         if (p->net.http_proxy_port)
             json_object_set_new(net, "httpProxyPort", json_integer(p->net.http_proxy_port));

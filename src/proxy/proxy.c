@@ -25,15 +25,20 @@
 #include "proxy.h"
 #include "http.h"
 #include "socks5.h"
+#include "tls/tls.h"
 #include "core/cleanup.h"
 #include "core/err.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +60,9 @@ enum state {
     ST_RESOLVING,
     ST_CONNECTING,
     ST_HOP,       /* waiting for an upstream proxy's answer to our CONNECT */
+    ST_TLS_PEEK,  /* intercepted tunnel: is the first byte a TLS handshake? */
+    ST_TLS_ACCEPT,  /* TLS handshake with the sandbox (our leaf certificate) */
+    ST_TLS_CONNECT, /* TLS handshake with the upstream (verified) */
     ST_TUNNEL,    /* raw relay both ways */
     ST_FORWARD,   /* plain HTTP: request body up, response down */
     ST_CLOSING,   /* flushing a final answer to the client, then close */
@@ -70,6 +78,9 @@ enum flow_mode {
 
 struct ep {
     int fd;
+    SSL *ssl;        /* set once TLS is terminated on this side */
+    int tls_want;    /* poll events the last blocked SSL call waits for */
+    bool tls_shut;   /* close_notify sent */
     uv_poll_t *poll; /* NULL when not watched; freed by its close callback */
     int want;
     char *in;        /* unconsumed input (heads, leftovers) */
@@ -123,6 +134,15 @@ struct conn {
     /* socks */
     int socks_phase;        /* 0 greeting, 1 request */
 
+    /* TLS interception */
+    bool intercept;         /* this tunnel's TLS is terminated here */
+    bool counted;           /* counted in px->tls_tunnels */
+    bool tls_mode;          /* HTTP inside terminated TLS */
+    const char *tls_fail;   /* why the client handshake was refused (static) */
+    char tls_fail_buf[640];
+    bool kick;              /* OpenSSL holds decrypted bytes poll cannot see */
+    struct conn *kick_next;
+
     /* plain HTTP exchange */
     bool is_connect;
     char *fwd_head;         /* head to send upstream once connected */
@@ -154,6 +174,9 @@ struct listener {
 struct proxy {
     uv_loop_t *loop;
     struct proxy_config cfg;
+    int tls_tunnels;
+    uv_idle_t idle;        /* runs conns whose TLS buffers hold readable bytes */
+    struct conn *kicks;
     struct conn *conns;
     struct listener *listeners;
     struct owned_addr *own;
@@ -169,6 +192,8 @@ static struct http_response g_res;
 
 static void conn_update(struct conn *c);
 static void conn_close(struct conn *c);
+static void on_timeout(uv_timer_t *t);
+static void kick(struct conn *c);
 static void start_connect(struct conn *c);
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -202,6 +227,12 @@ static int ep_watch(struct conn *c, struct ep *e)
  * the fd from epoll while it is still open; then the fd can go. */
 static void ep_drop(struct ep *e)
 {
+    if (e->ssl) {
+        SSL_free(e->ssl);
+        e->ssl = NULL;
+    }
+    e->tls_want = 0;
+    e->tls_shut = false;
     if (e->poll) {
         uv_poll_stop(e->poll);
         uv_close((uv_handle_t *)e->poll, poll_closed);
@@ -243,6 +274,85 @@ static void set_nodelay(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* Reads and writes go through these, so that a TLS side and a plain side
+ * look the same to the relay. Both return the byte count, 0 at EOF (reads),
+ * or -1 with errno (EAGAIN when the call must be retried after the events in
+ * e->tls_want, or after the usual readability or writability). */
+static ssize_t ep_recv(struct ep *e, void *buf, size_t n)
+{
+    if (!e->ssl) {
+        ssize_t r;
+        do {
+            r = recv(e->fd, buf, n, 0);
+        } while (r < 0 && errno == EINTR);
+        return r;
+    }
+    e->tls_want = 0;
+    ERR_clear_error();
+    int r = SSL_read(e->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (r > 0)
+        return r;
+    switch (SSL_get_error(e->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        e->tls_want = UV_READABLE;
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_WANT_WRITE:
+        e->tls_want = UV_WRITABLE;
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (errno == 0 || errno == ECONNRESET)
+            return 0; /* an unclean close: treated as the end of the stream */
+        return -1;
+    default:
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+static ssize_t ep_send(struct ep *e, const void *buf, size_t n)
+{
+    if (!e->ssl) {
+        ssize_t w;
+        do {
+            w = send(e->fd, buf, n, MSG_NOSIGNAL);
+        } while (w < 0 && errno == EINTR);
+        return w;
+    }
+    e->tls_want = 0;
+    ERR_clear_error();
+    int w = SSL_write(e->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (w > 0)
+        return w;
+    switch (SSL_get_error(e->ssl, w)) {
+    case SSL_ERROR_WANT_READ:
+        e->tls_want = UV_READABLE;
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_WANT_WRITE:
+        e->tls_want = UV_WRITABLE;
+        errno = EAGAIN;
+        return -1;
+    default:
+        if (errno == 0)
+            errno = EPIPE;
+        return -1;
+    }
+}
+
+static void ep_shutdown_write(struct ep *e)
+{
+    if (e->ssl && !e->tls_shut) {
+        e->tls_shut = true;
+        ERR_clear_error();
+        (void)SSL_shutdown(e->ssl);
+    }
+    shutdown(e->fd, SHUT_WR);
+}
+
 static int ep_append_out(struct ep *e, const char *data, size_t n)
 {
     if (n == 0)
@@ -268,14 +378,9 @@ static bool ep_has_out(const struct ep *e)
 static int ep_flush(struct ep *e)
 {
     while (ep_has_out(e)) {
-        ssize_t w = send(e->fd, e->out + e->outoff, e->outlen - e->outoff, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                return 1;
-            return -1;
-        }
+        ssize_t w = ep_send(e, e->out + e->outoff, e->outlen - e->outoff);
+        if (w < 0)
+            return errno == EAGAIN ? 1 : -1;
         e->outoff += (size_t)w;
     }
     free(e->out);
@@ -309,22 +414,16 @@ static int ep_read_in(struct ep *e, size_t cap)
         e->in = nb;
         e->incap = nc;
     }
-    for (;;) {
-        ssize_t r = recv(e->fd, e->in + e->inlen, e->incap - e->inlen, 0);
-        if (r > 0) {
-            e->inlen += (size_t)r;
-            return 1;
-        }
-        if (r == 0) {
-            e->eof = true;
-            return -1;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN)
-            return 0;
+    ssize_t r = ep_recv(e, e->in + e->inlen, e->incap - e->inlen);
+    if (r > 0) {
+        e->inlen += (size_t)r;
+        return 1;
+    }
+    if (r == 0) {
+        e->eof = true;
         return -1;
     }
+    return errno == EAGAIN ? 0 : -1;
 }
 
 static void ep_consume_in(struct ep *e, size_t n)
@@ -593,6 +692,202 @@ static void on_resolved(void *ud, int status, const struct sockaddr_storage *add
     conn_update(c);
 }
 
+/* ---- TLS interception ---------------------------------------------------- */
+
+static int g_ex_conn = -1; /* SSL ex_data slot: the conn of a handshake */
+
+static bool tls_excluded(const struct proxy_config *cfg, const struct net_target *t)
+{
+    for (size_t i = 0; i < cfg->ntls_exclude; i++) {
+        const struct net_entry *e = &cfg->tls_exclude[i];
+        if (net_entry_match_host(e, t) && (e->port == 0 || e->port == t->port))
+            return true;
+    }
+    return false;
+}
+
+/* The server_name extension: a list of (type, length, name); the first
+ * host_name entry (RFC 6066 3). */
+static bool sni_of(SSL *s, char *out, size_t n)
+{
+    const unsigned char *p;
+    size_t len;
+    if (!SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &p, &len) || len < 5)
+        return false;
+    size_t list = ((size_t)p[0] << 8) | p[1];
+    if (list + 2 != len || p[2] != 0)
+        return false;
+    size_t nl = ((size_t)p[3] << 8) | p[4];
+    if (nl == 0 || nl + 5 > len || nl >= n)
+        return false;
+    for (size_t i = 0; i < nl; i++)
+        if (p[5 + i] <= 0x20 || p[5 + i] >= 0x7f)
+            return false;
+    memcpy(out, p + 5, nl);
+    out[nl] = '\0';
+    return true;
+}
+
+/* Before our certificate is chosen: refuse ECH (the outer SNI would not be
+ * the real destination, T25), refuse an SNI that does not name the CONNECT
+ * target (domain fronting, T1), and mint the leaf. */
+static int client_hello_cb(SSL *s, int *al, void *arg)
+{
+    (void)arg;
+    struct conn *c = SSL_get_ex_data(s, g_ex_conn);
+    if (!c)
+        return SSL_CLIENT_HELLO_ERROR;
+    const unsigned char *ext;
+    size_t extlen;
+    if (SSL_client_hello_get0_ext(s, 0xfe0d, &ext, &extlen)) {
+        c->tls_fail = "the ClientHello carries Encrypted Client Hello, which would hide the "
+                      "real destination; ECH is refused";
+        *al = SSL_AD_ACCESS_DENIED;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    char sni[256];
+    const char *host = c->target.host;
+    bool is_ip = c->target.kind != HOST_NAME;
+    if (sni_of(s, sni, sizeof(sni))) {
+        struct net_target t;
+        const char *why = NULL;
+        bool same = net_canon_host(sni, &t, &why) == 0 && t.kind == c->target.kind &&
+                    strcmp(t.host, c->target.host) == 0;
+        if (!same && c->px->cfg.require_host_match) {
+            snprintf(c->tls_fail_buf, sizeof(c->tls_fail_buf),
+                     "the TLS server name \"%s\" does not name the CONNECT target %s", sni,
+                     c->target.host);
+            c->tls_fail = c->tls_fail_buf;
+            *al = SSL_AD_UNRECOGNIZED_NAME;
+            return SSL_CLIENT_HELLO_ERROR;
+        }
+        if (same) {
+            host = c->target.host;
+        } else {
+            host = sni; /* requireHostMatch false: the name the client asked for */
+            is_ip = false;
+        }
+    }
+    X509 *cert;
+    EVP_PKEY *key;
+    if (tls_ca_leaf(c->px->cfg.tls_ca, host, is_ip, &cert, &key) < 0 ||
+        SSL_use_certificate(s, cert) != 1 || SSL_use_PrivateKey(s, key) != 1) {
+        c->tls_fail = "cannot make a certificate for this host";
+        *al = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static void tls_refuse(struct conn *c, const char *reason)
+{
+    audit_connect(c, false, reason);
+    conn_close(c);
+}
+
+/* First byte of an intercepted tunnel: 0x16 starts a TLS handshake record
+ * (RFC 8446 5.1). Anything else is refused (T23): cordon inspects this
+ * host's traffic, and raw bytes would pass uninspected. Returns true when
+ * the state changed. */
+static bool tls_peek(struct conn *c)
+{
+    unsigned char b;
+    ssize_t r = recv(c->c.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return false;
+    if (r <= 0) {
+        conn_close(c);
+        return true;
+    }
+    if (b != 0x16) {
+        tls_refuse(c, "not TLS: this host's traffic is intercepted, and other bytes are refused");
+        return true;
+    }
+    c->c.ssl = SSL_new(c->px->cfg.tls_server);
+    if (!c->c.ssl || SSL_set_fd(c->c.ssl, c->c.fd) != 1) {
+        tls_refuse(c, "cannot start TLS");
+        return true;
+    }
+    SSL_set_ex_data(c->c.ssl, g_ex_conn, c);
+    SSL_set_accept_state(c->c.ssl);
+    c->st = ST_TLS_ACCEPT;
+    return true;
+}
+
+static bool tls_handshake(struct ep *e)
+{
+    e->tls_want = 0;
+    ERR_clear_error();
+    int r = SSL_do_handshake(e->ssl);
+    if (r == 1)
+        return true;
+    int err = SSL_get_error(e->ssl, r);
+    if (err == SSL_ERROR_WANT_READ)
+        e->tls_want = UV_READABLE;
+    else if (err == SSL_ERROR_WANT_WRITE)
+        e->tls_want = UV_WRITABLE;
+    else
+        e->tls_want = -1;
+    return false;
+}
+
+static void start_upstream_tls(struct conn *c)
+{
+    c->u.ssl = SSL_new(c->px->cfg.tls_client);
+    if (!c->u.ssl || SSL_set_fd(c->u.ssl, c->u.fd) != 1) {
+        http_answer(c, 502, "Bad Gateway", "tls", "cannot start TLS to the upstream");
+        return;
+    }
+    /* Verify the certificate against the name the decision was made on;
+     * send it as SNI (never what the client sent). */
+    if (c->target.kind == HOST_NAME) {
+        SSL_set_tlsext_host_name(c->u.ssl, c->target.host);
+        SSL_set1_host(c->u.ssl, c->target.host);
+    } else {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->u.ssl), c->target.host);
+    }
+    SSL_set_connect_state(c->u.ssl);
+    c->st = ST_TLS_CONNECT;
+}
+
+/* Returns true when the state changed. */
+static bool tls_step(struct conn *c)
+{
+    if (c->st == ST_TLS_ACCEPT) {
+        if (!tls_handshake(&c->c)) {
+            if (c->c.tls_want != -1)
+                return false;
+            char why[500];
+            snprintf(why, sizeof(why), "TLS handshake with the client failed%s%s",
+                     c->tls_fail ? ": " : "", c->tls_fail ? c->tls_fail : "");
+            tls_refuse(c, why);
+            return true;
+        }
+        start_upstream_tls(c);
+        return true;
+    }
+    if (!tls_handshake(&c->u)) {
+        if (c->u.tls_want != -1)
+            return false;
+        char why[400];
+        long v = SSL_get_verify_result(c->u.ssl);
+        snprintf(why, sizeof(why), "TLS handshake with the upstream failed%s%s",
+                 v != X509_V_OK ? ": " : "", v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+        c->u.tls_want = 0;
+        SSL_free(c->u.ssl);
+        c->u.ssl = NULL;
+        c->tls_mode = true;
+        snprintf(c->method, sizeof(c->method), "-");
+        audit_request(c, 502, true, why);
+        http_answer(c, 502, "Bad Gateway", "upstream-tls", why);
+        return true;
+    }
+    c->tls_mode = true;
+    c->st = ST_HEAD;
+    uv_timer_start(&c->timer, on_timeout, IDLE_TIMEOUT_MS, 0);
+    return true;
+}
+
 /* A kept-alive upstream may have closed while the client was idle. */
 static bool upstream_alive(struct conn *c)
 {
@@ -690,6 +985,14 @@ static bool handle_hop_answer(struct conn *c)
             static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
             ep_append_out(&c->c, ok, sizeof(ok) - 1);
         }
+        if (c->intercept) {
+            c->counted = true;
+            c->px->tls_tunnels++;
+            c->px->stats.intercepted++;
+            c->st = ST_TLS_PEEK;
+            uv_timer_start(&c->timer, on_timeout, (uint64_t)c->px->cfg.tls_handshake_timeout_ms, 0);
+            return true;
+        }
         c->st = ST_TUNNEL;
         c->up.mode = c->down.mode = FLOW_RAW;
         return true;
@@ -718,6 +1021,26 @@ static void decide(struct conn *c)
                               ? "blocked-port"
                               : "blocked-by-allowlist";
         refuse(c, tag, custom ? custom : v.reason);
+        return;
+    }
+    bool tunnel = c->is_connect || c->kind == PROXY_SOCKS5;
+    c->intercept = tunnel && c->px->cfg.tls_ca && !tls_excluded(&c->px->cfg, &c->target);
+    if (c->px->cfg.refuse_opaque && ((tunnel && !c->intercept) || c->kind == PROXY_SOCKS5)) {
+        /* srt's refuseOpaqueTunnels: only tunnels whose TLS cordon
+         * terminates, and no SOCKS at all. */
+        refuse(c, "opaque-tunnel", c->kind == PROXY_SOCKS5
+                                       ? "SOCKS tunnels are refused (refuseOpaqueTunnels)"
+                                       : "tunnels that are not intercepted are refused "
+                                         "(refuseOpaqueTunnels)");
+        return;
+    }
+    if (c->intercept && c->px->tls_tunnels >= c->px->cfg.tls_max_tunnels) {
+        audit_connect(c, false, "too many intercepted tunnels (tlsTerminate.maxTunnels)");
+        if (c->kind == PROXY_SOCKS5)
+            socks_answer(c, SOCKS5_GENERAL_FAILURE);
+        else
+            http_answer(c, 503, "Service Unavailable", "too-many-tunnels",
+                        "too many intercepted tunnels (tlsTerminate.maxTunnels)");
         return;
     }
     /* Reuse the upstream of the previous plain request when it goes to the
@@ -845,6 +1168,18 @@ static void connected(struct conn *c)
         c->up.mode = c->down.mode = FLOW_RAW;
     } else if (c->hop && (c->is_connect || c->kind == PROXY_SOCKS5)) {
         hop_connect(c);
+    } else if (c->intercept) {
+        if (c->kind == PROXY_SOCKS5) {
+            socks_answer(c, SOCKS5_OK);
+        } else {
+            static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+            ep_append_out(&c->c, ok, sizeof(ok) - 1);
+        }
+        c->counted = true;
+        c->px->tls_tunnels++;
+        c->px->stats.intercepted++;
+        c->st = ST_TLS_PEEK;
+        uv_timer_start(&c->timer, on_timeout, (uint64_t)c->px->cfg.tls_handshake_timeout_ms, 0);
     } else if (c->kind == PROXY_SOCKS5) {
         socks_answer(c, SOCKS5_OK);
         c->st = ST_TUNNEL;
@@ -1014,14 +1349,9 @@ static int relay(struct ep *src, struct ep *dst, struct flow *f, uint64_t *total
             progress = 1;
             continue;
         }
-        ssize_t r = recv(src->fd, g_scratch, want, 0);
-        if (r < 0) {
-            if (errno == EAGAIN)
-                return progress;
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
+        ssize_t r = ep_recv(src, g_scratch, want);
+        if (r < 0)
+            return errno == EAGAIN ? progress : -1;
         if (r == 0) {
             src->eof = true;
             break;
@@ -1052,10 +1382,8 @@ static int relay(struct ep *src, struct ep *dst, struct flow *f, uint64_t *total
         size_t off = 0;
         if (!ep_has_out(dst)) {
             while (off < fwd) {
-                ssize_t w = send(dst->fd, g_scratch + off, fwd - off, MSG_NOSIGNAL);
+                ssize_t w = ep_send(dst, g_scratch + off, fwd - off);
                 if (w < 0) {
-                    if (errno == EINTR)
-                        continue;
                     if (errno == EAGAIN)
                         break;
                     return -1;
@@ -1066,8 +1394,9 @@ static int relay(struct ep *src, struct ep *dst, struct flow *f, uint64_t *total
         if (off < fwd && ep_append_out(dst, g_scratch + off, fwd - off) < 0)
             return -1;
         progress = 1;
+        /* splice(2) moves bytes between sockets: never with TLS on a side. */
         if (n >= SPLICE_THRESHOLD && (f->mode == FLOW_RAW || f->mode == FLOW_LENGTH) &&
-            !f->splice) {
+            !f->splice && !src->ssl && !dst->ssl) {
             if (pipe2(f->pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
                 fcntl(f->pipe[1], F_SETPIPE_SZ, PIPE_SIZE);
                 f->splice = true;
@@ -1078,7 +1407,7 @@ static int relay(struct ep *src, struct ep *dst, struct flow *f, uint64_t *total
     }
     /* End of a raw stream: pass the half-close on once everything is out. */
     if (src->eof && f->mode == FLOW_RAW && !ep_has_out(dst) && f->inpipe == 0 && !dst->shut) {
-        shutdown(dst->fd, SHUT_WR);
+        ep_shutdown_write(dst);
         dst->shut = true;
         f->mode = FLOW_DONE;
         progress = 1;
@@ -1131,7 +1460,7 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
                           (int)r->path_len, r->path);
     /* Host comes from the URI the decision was made on (T13). */
     bool v6 = c->target.kind == HOST_IPV6;
-    bool default_port = c->target.port == 80;
+    bool default_port = c->target.port == (c->tls_mode ? 443 : 80);
     n += (size_t)snprintf(h + n, cap - n, "Host: %s%s%s", v6 ? "[" : "", c->target.host,
                           v6 ? "]" : "");
     if (!default_port)
@@ -1159,6 +1488,75 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
     return 0;
 }
 
+static void set_request_flows(struct conn *c, const struct http_request *q)
+{
+    flow_reset(&c->up);
+    flow_reset(&c->down);
+    switch (q->framing) {
+    case HTTP_BODY_LENGTH:
+        c->up.mode = q->content_length ? FLOW_LENGTH : FLOW_DONE;
+        c->up.remaining = q->content_length;
+        break;
+    case HTTP_BODY_CHUNKED:
+        c->up.mode = FLOW_CHUNKED;
+        break;
+    default:
+        c->up.mode = FLOW_DONE;
+    }
+    c->resp_head_done = false;
+}
+
+/* A request inside an intercepted tunnel: the destination is fixed (the
+ * CONNECT target, already allowed and connected); the request must name it
+ * (T2: a Host that differs is 421 Misdirected Request, RFC 9110 15.5.20). */
+static void handle_tls_request(struct conn *c, int headlen)
+{
+    const struct http_request *q = &g_req;
+    c->req_head_method = q->method_len == 4 && memcmp(q->method, "HEAD", 4) == 0;
+    snprintf(c->method, sizeof(c->method), "%.*s", (int)(q->method_len < 15 ? q->method_len : 15),
+             q->method);
+    free(c->path);
+    c->path = q->path ? strndup(q->path, q->path_len) : strdup("*");
+    if (q->form == HTTP_TARGET_AUTHORITY) {
+        audit_request(c, 400, false, "CONNECT inside an intercepted tunnel");
+        http_answer(c, 400, "Bad Request", "bad-request",
+                    "CONNECT inside an intercepted tunnel is refused");
+        return;
+    }
+    struct net_target h;
+    const char *why = NULL;
+    uint16_t hport = q->port_explicit ? q->port : 443;
+    bool same = net_canon_host(q->host, &h, &why) == 0 && h.kind == c->target.kind &&
+                strcmp(h.host, c->target.host) == 0 && hport == c->target.port;
+    if (!same && c->px->cfg.require_host_match) {
+        char reason[800];
+        snprintf(reason, sizeof(reason), "the request names %.255s:%u, not the CONNECT target "
+                 "%.255s:%u", q->host, (unsigned)hport, c->target.host, (unsigned)c->target.port);
+        audit_request(c, 421, false, reason);
+        http_answer(c, 421, "Misdirected Request", "host-mismatch", reason);
+        return;
+    }
+    if (q->upgrade && q->upgrade_header &&
+        http_has_token(q->upgrade_header->value, q->upgrade_header->value_len, "h2c")) {
+        audit_request(c, 400, false, "h2c upgrades are refused");
+        http_answer(c, 400, "Bad Request", "bad-request", "h2c upgrades are refused");
+        return;
+    }
+    c->req_keep_alive = q->keep_alive;
+    c->req_upgrade = q->upgrade;
+    if (build_forward_head(c, q) < 0) {
+        http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
+        return;
+    }
+    set_request_flows(c, q);
+    ep_consume_in(&c->c, (size_t)headlen);
+    uv_timer_stop(&c->timer);
+    c->st = ST_FORWARD;
+    ep_append_out(&c->u, c->fwd_head, c->fwd_len);
+    free(c->fwd_head);
+    c->fwd_head = NULL;
+}
+
 static void handle_http_head(struct conn *c)
 {
     const char *why = NULL;
@@ -1168,14 +1566,22 @@ static void handle_http_head(struct conn *c)
             c->st = ST_CLOSING;
         return;
     }
-    memset(&c->target, 0, sizeof(c->target));
-    c->rule = NULL;
-    c->addr_text[0] = '\0';
     if (r < 0) {
         c->req_head_method = false;
+        if (c->tls_mode) {
+            snprintf(c->method, sizeof(c->method), "-");
+            audit_request(c, -r, false, why);
+        }
         http_answer(c, -r, status_phrase(-r), "bad-request", why);
         return;
     }
+    if (c->tls_mode) {
+        handle_tls_request(c, r);
+        return;
+    }
+    memset(&c->target, 0, sizeof(c->target));
+    c->rule = NULL;
+    c->addr_text[0] = '\0';
     const struct http_request *q = &g_req;
     c->req_head_method = q->method_len == 4 && memcmp(q->method, "HEAD", 4) == 0;
     snprintf(c->method, sizeof(c->method), "%.*s", (int)(q->method_len < 15 ? q->method_len : 15),
@@ -1213,20 +1619,7 @@ static void handle_http_head(struct conn *c)
         http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
         return;
     }
-    flow_reset(&c->up);
-    flow_reset(&c->down);
-    switch (q->framing) {
-    case HTTP_BODY_LENGTH:
-        c->up.mode = q->content_length ? FLOW_LENGTH : FLOW_DONE;
-        c->up.remaining = q->content_length;
-        break;
-    case HTTP_BODY_CHUNKED:
-        c->up.mode = FLOW_CHUNKED;
-        break;
-    default:
-        c->up.mode = FLOW_DONE;
-    }
-    c->resp_head_done = false;
+    set_request_flows(c, q);
     ep_consume_in(&c->c, (size_t)r);
     uv_timer_stop(&c->timer);
     decide(c);
@@ -1274,6 +1667,47 @@ static void handle_socks_head(struct conn *c)
     decide(c);
 }
 
+static bool stripped(const struct proxy_config *cfg, const struct http_header *h)
+{
+    char name[128];
+    if (h->name_len >= sizeof(name))
+        return false;
+    for (size_t i = 0; i < h->name_len; i++) {
+        char ch = (char)tolower((unsigned char)h->name[i]);
+        name[i] = ch == '_' || ch == '.' ? '-' : ch;
+    }
+    name[h->name_len] = '\0';
+    for (size_t i = 0; i < cfg->nstrip_response_headers; i++)
+        if (strcmp(cfg->strip_response_headers[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* The response head as received, less stripResponseHeaders (srt: names
+ * compared case-insensitively with "-", "_" and "." folded together). */
+static void append_response_head(struct conn *c, size_t headlen)
+{
+    const struct proxy_config *cfg = &c->px->cfg;
+    if (cfg->nstrip_response_headers == 0) {
+        ep_append_out(&c->c, c->u.in, headlen);
+        return;
+    }
+    const char *eol = memmem(c->u.in, headlen, "\r\n", 2);
+    if (!eol)
+        return;
+    ep_append_out(&c->c, c->u.in, (size_t)(eol - c->u.in) + 2);
+    for (size_t i = 0; i < g_res.nheaders; i++) {
+        const struct http_header *h = &g_res.headers[i];
+        if (stripped(cfg, h))
+            continue;
+        ep_append_out(&c->c, h->name, h->name_len);
+        ep_append_out(&c->c, ": ", 2);
+        ep_append_out(&c->c, h->value, h->value_len);
+        ep_append_out(&c->c, "\r\n", 2);
+    }
+    ep_append_out(&c->c, "\r\n", 2);
+}
+
 /* Response head from upstream, in ST_FORWARD. */
 static int handle_response_head(struct conn *c)
 {
@@ -1292,7 +1726,7 @@ static int handle_response_head(struct conn *c)
         http_answer(c, 502, "Bad Gateway", "bad-response", why);
         return 0;
     }
-    ep_append_out(&c->c, c->u.in, (size_t)r);
+    append_response_head(c, (size_t)r);
     ep_consume_in(&c->u, (size_t)r);
     c->resp_status = g_res.status;
     if (g_res.status == 101 && c->req_upgrade) {
@@ -1464,6 +1898,23 @@ static void conn_update(struct conn *c)
             again = a > 0 || b > 0;
             break;
         }
+        case ST_TLS_PEEK:
+            /* the 200 (or SOCKS reply) goes out first */
+            if (ep_has_out(&c->c)) {
+                int w = ep_flush(&c->c);
+                if (w < 0) {
+                    conn_close(c);
+                    return;
+                }
+                if (w > 0)
+                    break;
+            }
+            again = tls_peek(c);
+            break;
+        case ST_TLS_ACCEPT:
+        case ST_TLS_CONNECT:
+            again = tls_step(c);
+            break;
         case ST_HOP: {
             if (ep_has_out(&c->u) && ep_flush(&c->u) < 0) {
                 conn_close(c);
@@ -1516,6 +1967,15 @@ static void conn_update(struct conn *c)
         if (ep_has_out(&c->c))
             cw |= UV_WRITABLE;
         break;
+    case ST_TLS_PEEK:
+        cw = ep_has_out(&c->c) ? UV_WRITABLE : UV_READABLE;
+        break;
+    case ST_TLS_ACCEPT:
+        cw = c->c.tls_want > 0 ? c->c.tls_want : UV_READABLE;
+        break;
+    case ST_TLS_CONNECT:
+        uw = c->u.tls_want > 0 ? c->u.tls_want : UV_WRITABLE;
+        break;
     case ST_TUNNEL:
     case ST_FORWARD: {
         bool up_active = c->up.mode != FLOW_IDLE && c->up.mode != FLOW_DONE;
@@ -1536,8 +1996,51 @@ static void conn_update(struct conn *c)
         break;
     }
     }
+    /* A TLS call that blocked may wait for the other direction (a read that
+     * must write, TLS 1.3 key updates). */
+    if (c->st != ST_TLS_ACCEPT && c->st != ST_TLS_CONNECT) {
+        if (c->c.ssl && c->c.tls_want > 0)
+            cw |= c->c.tls_want;
+        if (c->u.ssl && c->u.tls_want > 0)
+            uw |= c->u.tls_want;
+    }
     set_poll(&c->c, cw, on_client_poll);
     set_poll(&c->u, uw, on_upstream_poll);
+    /* Bytes OpenSSL has already decrypted make no poll event: run again. */
+    if (((cw & UV_READABLE) && c->c.ssl && SSL_pending(c->c.ssl) > 0) ||
+        ((uw & UV_READABLE) && c->u.ssl && SSL_pending(c->u.ssl) > 0))
+        kick(c);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    struct proxy *px = h->data;
+    struct conn *list = px->kicks;
+    px->kicks = NULL;
+    uv_idle_stop(&px->idle);
+    while (list) {
+        struct conn *c = list;
+        list = c->kick_next;
+        c->kick = false;
+        c->kick_next = NULL;
+        if (c->closing)
+            continue;
+        if (c->st == ST_HEAD && c->c.ssl)
+            ep_read_in(&c->c, HTTP_MAX_HEAD + 1);
+        if (c->st == ST_FORWARD && !c->resp_head_done && c->u.ssl)
+            ep_read_in(&c->u, HTTP_MAX_HEAD + 1);
+        conn_update(c);
+    }
+}
+
+static void kick(struct conn *c)
+{
+    if (c->kick)
+        return;
+    c->kick = true;
+    c->kick_next = c->px->kicks;
+    c->px->kicks = c;
+    uv_idle_start(&c->px->idle, on_idle);
 }
 
 static void on_client_poll(uv_poll_t *p, int status, int events)
@@ -1574,6 +2077,10 @@ static void on_upstream_poll(uv_poll_t *p, int status, int events)
         if (!(events & UV_WRITABLE))
             return;
         connected(c);
+        conn_update(c);
+        return;
+    }
+    if (c->st == ST_TLS_CONNECT) {
         conn_update(c);
         return;
     }
@@ -1628,6 +2135,17 @@ static void conn_close(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->px->stats.active--;
+    if (c->counted)
+        c->px->tls_tunnels--;
+    if (c->kick) {
+        for (struct conn **pp = &c->px->kicks; *pp; pp = &(*pp)->kick_next) {
+            if (*pp == c) {
+                *pp = c->kick_next;
+                break;
+            }
+        }
+        c->kick = false;
+    }
     flow_reset(&c->up);
     flow_reset(&c->down);
     ep_drop(&c->c);
@@ -1769,11 +2287,18 @@ int proxy_new(uv_loop_t *loop, const struct proxy_config *cfg, struct proxy **ou
         return cordon_err_set(err, ENOMEM, "out of memory");
     px->loop = loop;
     px->cfg = *cfg;
+    if (g_ex_conn < 0)
+        g_ex_conn = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (px->cfg.tls_server)
+        SSL_CTX_set_client_hello_cb(px->cfg.tls_server, client_hello_cb, NULL);
     int r = collect_own_addresses(px);
     if (r < 0) {
         free(px);
         return cordon_err_sys(err, -r, "listing this host's addresses");
     }
+    uv_idle_init(loop, &px->idle);
+    px->idle.data = px;
+    px->handles = 1; /* the idle handle */
     *out = px;
     return 0;
 }
@@ -1810,6 +2335,13 @@ static void listener_closed(uv_handle_t *h)
         free(l);
 }
 
+static void idle_closed(uv_handle_t *h)
+{
+    struct proxy *px = h->data;
+    if (--px->handles == 0 && px->freeing)
+        free(px);
+}
+
 void proxy_free(struct proxy *px)
 {
     if (!px)
@@ -1831,8 +2363,7 @@ void proxy_free(struct proxy *px)
     /* Connections free themselves from their close callbacks and the last
      * one frees px; the caller runs the loop until it has no more work. */
     px->freeing = true;
-    if (px->handles == 0)
-        free(px);
+    uv_close((uv_handle_t *)&px->idle, idle_closed);
 }
 
 void proxy_stats(const struct proxy *px, struct proxy_stats *out)

@@ -16,6 +16,7 @@
 #include "policy/netrule.h"
 
 #include <jansson.h>
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -55,6 +56,18 @@ struct proxy_config {
     const struct net_entry *mitm_domains;
     size_t nmitm_domains;
     uint16_t external_http_port, external_socks_port; /* host loopback ports */
+
+    /* TLS interception (tlsTerminate); tls_ca NULL: tunnels stay opaque. */
+    struct tls_ca *tls_ca;
+    SSL_CTX *tls_server, *tls_client;
+    const struct net_entry *tls_exclude; /* tunnelled opaquely (borrowed) */
+    size_t ntls_exclude;
+    int tls_max_tunnels;
+    int tls_handshake_timeout_ms;
+    bool require_host_match;   /* SNI, CONNECT target and Host must agree (421) */
+    bool refuse_opaque;        /* refuseOpaqueTunnels */
+    char *const *strip_response_headers; /* folded names (borrowed) */
+    size_t nstrip_response_headers;
 };
 
 struct proxy;
@@ -70,7 +83,7 @@ void proxy_free(struct proxy *px);
 
 /* Counters, for tests and the exit summary. */
 struct proxy_stats {
-    unsigned long accepted, denied, active;
+    unsigned long accepted, denied, active, intercepted;
 };
 void proxy_stats(const struct proxy *px, struct proxy_stats *out);
 

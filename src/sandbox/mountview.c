@@ -297,6 +297,23 @@ static int build_dev(struct vctx *c, int target)
             goto fail;
         close(f);
     }
+    if (c->plan->trust_bundle) {
+        /* TLS interception: the CA certificate and the roots the sandbox
+         * trusts (public data; the CA key never leaves the supervisor). */
+        int f = openat(m, "cordon-ca.pem", O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0444);
+        if (f < 0)
+            goto fail;
+        size_t off = 0;
+        while (off < c->plan->trust_len) {
+            ssize_t w = write(f, c->plan->trust_bundle + off, c->plan->trust_len - off);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+        close(f);
+        if (off != c->plan->trust_len)
+            goto fail;
+    }
     if (mkdirat(m, "pts", 0755) < 0 || mkdirat(m, "shm", 01777) < 0 ||
         symlinkat("pts/ptmx", m, "ptmx") < 0 || symlinkat("/proc/self/fd", m, "fd") < 0 ||
         symlinkat("/proc/self/fd/0", m, "stdin") < 0 ||
@@ -599,6 +616,37 @@ static int bind_excludes(struct vctx *c)
     return r;
 }
 
+/* Programs that read the system bundle directly trust cordon's CA too: the
+ * bundle in /dev is bound over it (a symlinked or missing system bundle is
+ * left alone; the CA variables still point to /dev/cordon-ca.pem). */
+static int bind_trust_bundle(struct vctx *c)
+{
+    if (!c->plan->trust_bundle)
+        return 0;
+    int src = openat2_path(c->root, rel(CORDON_TRUST_IN_SANDBOX), O_PATH | O_NOFOLLOW,
+                           BENEATH_RESOLVE);
+    if (src < 0)
+        return vfail(c, errno, CORDON_TRUST_IN_SANDBOX ": cannot open");
+    int tgt = openat2_path(c->root, rel(SYSTEM_TRUST_BUNDLE), O_PATH | O_NOFOLLOW,
+                           BENEATH_RESOLVE);
+    struct stat st;
+    if (tgt < 0 || fstat(tgt, &st) < 0 || !S_ISREG(st.st_mode)) {
+        if (tgt >= 0)
+            close(tgt);
+        close(src);
+        return 0;
+    }
+    int t = open_tree(src, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    int r = 0;
+    if (t < 0 || attach(t, tgt) < 0)
+        r = vfail(c, errno, SYSTEM_TRUST_BUNDLE ": cannot bind the trust bundle");
+    if (t >= 0)
+        close(t);
+    close(tgt);
+    close(src);
+    return r;
+}
+
 int mountview_build(const struct sandbox_plan *plan, int *scratch, char *err, size_t errlen)
 {
     struct vctx c = { .plan = plan, .src = scratch, .root = -1, .denyfile = -1, .err = err,
@@ -633,6 +681,8 @@ int mountview_build(const struct sandbox_plan *plan, int *scratch, char *err, si
             return r;
     }
     r = bind_excludes(&c);
+    if (r == 0)
+        r = bind_trust_bundle(&c);
     if (r < 0)
         return r;
     /* Read-denied directories become read-only once their mount points exist. */

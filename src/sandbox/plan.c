@@ -468,6 +468,64 @@ static bool is_proxy_var(const char *e)
     return strncmp(e, "JAVA_TOOL_OPTIONS=", 18) == 0 || strncmp(e, "GIT_SSH_COMMAND=", 16) == 0;
 }
 
+/* The trust bundle for interception: cordon's CA first, then the system's
+ * roots and extraCaCertPaths (CERTIFICATE blocks only; a missing file is
+ * skipped, as in srt). */
+static int append_certs(FILE *out, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    char line[4096];
+    bool in = false;
+    while (fgets(line, sizeof(line), f)) {
+        if (!in && strncmp(line, "-----BEGIN CERTIFICATE-----", 27) == 0)
+            in = true;
+        if (in)
+            fputs(line, out);
+        if (in && strncmp(line, "-----END CERTIFICATE-----", 25) == 0)
+            in = false;
+    }
+    fclose(f);
+    return 0;
+}
+
+static int build_trust_bundle(struct sandbox_plan *plan, const cordon_policy *p,
+                              const char *ca_pem, cordon_log_fn log, void *ud,
+                              struct cordon_error *err)
+{
+    FILE *m = open_memstream(&plan->trust_bundle, &plan->trust_len);
+    if (!m)
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    fputs(ca_pem, m);
+    if (append_certs(m, SYSTEM_TRUST_BUNDLE) < 0)
+        plog(log, ud, "%s: no system trust bundle to add", SYSTEM_TRUST_BUNDLE);
+    for (size_t i = 0; i < p->net.tls_extra_ca.n; i++)
+        if (append_certs(m, p->net.tls_extra_ca.v[i]) < 0)
+            plog(log, ud, "tlsTerminate.extraCaCertPaths: %s: missing, skipped",
+                 p->net.tls_extra_ca.v[i]);
+    if (fclose(m) != 0)
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    return 0;
+}
+
+/* The variables srt points at its bundle (srt-compat.md 3.5). */
+static const char *const ca_vars[] = {
+    "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO", "PIP_CERT", "AWS_CA_BUNDLE", "CARGO_HTTP_CAINFO", "DENO_CERT",
+    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", "NIX_SSL_CERT_FILE",
+};
+
+static bool is_ca_var(const char *e)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(ca_vars); i++) {
+        size_t n = strlen(ca_vars[i]);
+        if (strncmp(e, ca_vars[i], n) == 0 && e[n] == '=')
+            return true;
+    }
+    return false;
+}
+
 /* `environment`: a variable is dropped when its name matches a drop pattern
  * and no keep pattern. */
 static bool env_dropped(const cordon_policy *p, const char *entry)
@@ -494,7 +552,7 @@ static int build_env(struct sandbox_plan *plan, const cordon_policy *p, char *co
     size_t n = 0;
     while (envp && envp[n])
         n++;
-    size_t extra = 48 + 4 * p->git_safe_directories.n * 2;
+    size_t extra = 64 + 4 * p->git_safe_directories.n * 2;
     char **out = calloc(n + extra + 1, sizeof(char *));
     if (!out)
         return cordon_err_set(err, ENOMEM, "out of memory");
@@ -510,6 +568,8 @@ static int build_env(struct sandbox_plan *plan, const cordon_policy *p, char *co
             continue;
         if (is_proxy_var(e))
             continue;
+        if (plan->trust_bundle && is_ca_var(e))
+            continue;
         if (have_git_count && (strncmp(e, "GIT_CONFIG_COUNT=", 17) == 0 ||
                                strncmp(e, "GIT_CONFIG_KEY_", 15) == 0 ||
                                strncmp(e, "GIT_CONFIG_VALUE_", 17) == 0))
@@ -521,6 +581,11 @@ static int build_env(struct sandbox_plan *plan, const cordon_policy *p, char *co
     out[k] = strdup("SANDBOX_RUNTIME=1");
     if (!out[k++])
         goto nomem;
+    for (size_t i = 0; plan->trust_bundle && i < ARRAY_SIZE(ca_vars); i++) {
+        if (asprintf(&out[k], "%s=%s", ca_vars[i], CORDON_TRUST_IN_SANDBOX) < 0)
+            goto nomem;
+        k++;
+    }
     /* The proxy, for every client that honours the usual variables
      * (srt-compat.md 3.5, without credentials: the listeners live in the
      * sandbox's own network namespace, so nobody else can reach them). */
@@ -716,8 +781,8 @@ static bool is_real_dir(const char *p)
 
 int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *argv,
                        char *const *envp, unsigned layers_off, const struct protect_set *prot,
-                       cordon_log_fn log, void *ud, struct sandbox_plan *plan,
-                       struct cordon_error *err)
+                       const char *ca_pem, cordon_log_fn log, void *ud,
+                       struct sandbox_plan *plan, struct cordon_error *err)
 {
     *plan = (struct sandbox_plan){ 0 };
     struct nodes ns = { 0 };
@@ -844,6 +909,13 @@ int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *arg
                 goto nomem_plan;
         }
     }
+    if (ca_pem) {
+        r = build_trust_bundle(plan, p, ca_pem, log, ud, err);
+        if (r < 0) {
+            sandbox_plan_free(plan);
+            return r;
+        }
+    }
     plan->scratch = calloc(plan->nops, sizeof(int));
     if (!plan->scratch)
         goto nomem_plan;
@@ -880,6 +952,7 @@ void sandbox_plan_free(struct sandbox_plan *plan)
     free(plan->scratch);
     free(plan->ll);
     free(plan->exe_path);
+    free(plan->trust_bundle);
     for (size_t i = 0; i < plan->nexcludes; i++) {
         free(plan->excludes[i].path);
         free(plan->excludes[i].content);

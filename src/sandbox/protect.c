@@ -317,6 +317,14 @@ static int remember_dir(struct protect_set *s, const char *dir, const struct sta
 static int walk(struct scan *sc, const char *root, const char *dir, int depth)
 {
     bool top = strcmp(root, dir) == 0;
+    if (top) {
+        /* Placeholders only in a write root the caller owns: a shared sticky
+         * directory (/tmp, /var/tmp) is nobody's home or project, and
+         * another user's run could not coordinate with this one's. */
+        struct stat rst;
+        if (stat(root, &rst) < 0 || rst.st_uid != geteuid() || (rst.st_mode & S_ISVTX))
+            top = false;
+    }
     int r = 0;
     if (top) {
         for (size_t i = 0; i < ARRAY_SIZE(prot_files) && r == 0; i++)

@@ -20,6 +20,7 @@
 #include "core/err.h"
 #include "net/resolver.h"
 #include "proxy/proxy.h"
+#include "tls/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -57,6 +59,8 @@ struct run {
     struct resolver *resolver;
     struct proxy *proxy;
     struct net_noproxy no_proxy;
+    struct tls_ca *ca;
+    SSL_CTX *tls_server, *tls_client;
 };
 
 static int write_proc(pid_t pid, const char *name, const char *s)
@@ -191,6 +195,19 @@ static int start_proxy(struct run *run, int http_fd, int socks_fd)
     }
     if (np && net_noproxy_parse(np, &run->no_proxy) == 0)
         cfg.no_proxy = &run->no_proxy;
+    if (run->ca) {
+        cfg.tls_ca = run->ca;
+        cfg.tls_server = run->tls_server;
+        cfg.tls_client = run->tls_client;
+        cfg.tls_exclude = p->net.tls_exclude;
+        cfg.ntls_exclude = p->net.ntls_exclude;
+        cfg.tls_max_tunnels = p->net.tls_max_tunnels;
+        cfg.tls_handshake_timeout_ms = p->net.tls_handshake_timeout_ms;
+    }
+    cfg.require_host_match = p->net.require_host_match;
+    cfg.refuse_opaque = p->net.refuse_opaque_tunnels;
+    cfg.strip_response_headers = p->net.strip_response_headers.v;
+    cfg.nstrip_response_headers = p->net.strip_response_headers.n;
     if (p->net.mitm_socket) {
         cfg.mitm.set = true;
         cfg.mitm.unix_socket = true;
@@ -380,8 +397,38 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
         protect_free(&prot);
         return watchdog;
     }
+    /* TLS interception: the CA exists before the plan, which carries its
+     * certificate into the sandbox's trust bundle. Its key stays here. */
+    struct tls_ca *ca = NULL;
+    SSL_CTX *tls_server = NULL, *tls_client = NULL;
+    char *ca_pem = NULL;
+    if (p->net.tls) {
+        r = tls_ca_new(p->net.tls_ca_cert, p->net.tls_ca_key, &ca, err);
+        if (r == 0 && !(tls_server = tls_server_ctx_new(err)))
+            r = -err->code;
+        if (r == 0 && !(tls_client = tls_client_ctx_new(p->net.upstream_ca_file, err)))
+            r = -err->code;
+        if (r == 0 && !(ca_pem = tls_ca_cert_pem(ca)))
+            r = cordon_err_set(err, ENOMEM, "out of memory");
+        if (r < 0) {
+            SSL_CTX_free(tls_server);
+            SSL_CTX_free(tls_client);
+            tls_ca_free(ca);
+            protect_release(&prot);
+            protect_free(&prot);
+            if (watchdog >= 0)
+                close(watchdog);
+            return cordon_err_prefix(err, "tlsTerminate");
+        }
+    }
     r = sandbox_plan_build(p, cwd, opts->argv, opts->envp ? opts->envp : environ, disabled, &prot,
-                           opts->log, opts->log_userdata, &plan, err);
+                           ca_pem, opts->log, opts->log_userdata, &plan, err);
+    free(ca_pem);
+    if (r < 0) {
+        SSL_CTX_free(tls_server);
+        SSL_CTX_free(tls_client);
+        tls_ca_free(ca);
+    }
     if (r < 0) {
         protect_release(&prot);
         protect_free(&prot);
@@ -408,6 +455,7 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
     struct run run = {
         .policy = p, .opts = opts, .err = err, .sync_fd = -1, .sfd = -1, .pid = -1,
         .audit = { .fd = opts->audit_enabled ? opts->audit_fd : -1 },
+        .ca = ca, .tls_server = tls_server, .tls_client = tls_client,
     };
     int sv[2] = { -1, -1 };
     char *cgroup = NULL;
@@ -484,6 +532,12 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
             log_line(opts, CORDON_LOG_WARN, line);
         }
     }
+    if (run.ca) {
+        /* The CA key lives in this process: no core dump, and no other
+         * process of the user may read its memory (ptrace(2) access mode
+         * checks). Only now, after the id maps of init are written. */
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
     msg.type = MSG_CONTINUE;
     if (send(run.sync_fd, &msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg) &&
         errno != EPIPE) {
@@ -516,6 +570,9 @@ out:;
         close(run.sfd);
     sigprocmask(SIG_SETMASK, &oldmask, NULL);
     sandbox_plan_free(&plan);
+    SSL_CTX_free(run.tls_server);
+    SSL_CTX_free(run.tls_client);
+    tls_ca_free(run.ca);
     struct hooks_report hr = { .run = &run };
     protect_check_new_hooks(&prot, p->mandatory_deny_search_depth, report_hook, &hr);
     protect_release(&prot);

@@ -67,6 +67,11 @@ struct sandbox_plan {
 
     unsigned disabled;          /* LAYER_* switched off (test builds only) */
     char *exe_path;             /* cordon's binary on the host, or NULL */
+    /* TLS interception: the trust bundle the sandbox sees (the CA, the
+     * system roots, extraCaCertPaths), written into /dev and bound over the
+     * system bundle; NULL without interception. */
+    char *trust_bundle;
+    size_t trust_len;
     struct seccomp_prog seccomp;
     int landlock_abi;           /* 0: unavailable */
     struct ll_rule *ll;
@@ -91,8 +96,8 @@ struct sandbox_plan {
 struct protect_set;
 int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *argv,
                        char *const *envp, unsigned disabled_layers,
-                       const struct protect_set *prot, cordon_log_fn log, void *log_ud,
-                       struct sandbox_plan *plan, struct cordon_error *err);
+                       const struct protect_set *prot, const char *ca_pem, cordon_log_fn log,
+                       void *log_ud, struct sandbox_plan *plan, struct cordon_error *err);
 void sandbox_plan_free(struct sandbox_plan *plan);
 
 /* cordon_run() with layers switched off (test builds; see harden.h). */
@@ -112,6 +117,8 @@ enum sync_msg_type {
 
 /* cordon's own binary inside the sandbox (read-only bind). */
 #define CORDON_EXE_IN_SANDBOX "/dev/cordon"
+#define CORDON_TRUST_IN_SANDBOX "/dev/cordon-ca.pem"
+#define SYSTEM_TRUST_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 
 /* Where the proxy listens inside the sandbox (srt's fixed ports). */
 #define CORDON_HTTP_PROXY_PORT 3128

@@ -104,7 +104,8 @@ BAD = [
     ('{"filesystem": {"denyRead": [{"path": "/x", "litreal": true}]}}',
      "/filesystem/denyRead/0/litreal", "unknown key"),
     ('{"filesystem": {"denyRead": [{"literal": true}]}}', "/filesystem/denyRead/0", "path"),
-    ('{"filesystem": {"denyRead": ["/x/*.pem"]}}', "/filesystem/denyRead/0", "glob"),
+    ('{"filesystem": {"denyRead": ["/**/*.pem"]}}', "/filesystem/denyRead/0",
+     "literal directory"),
     ('{"filesystem": {"denyRead": ["~root/.ssh"]}}', "/filesystem/denyRead/0", "~user"),
     ('{"filesystem": {"denyRead": [""]}}', "/filesystem/denyRead/0", "empty path"),
     ('{"filesystem": {"denyRead": ["/x\\u0000y"]}}', ":1:40: invalid JSON", "\\u0000"),
@@ -114,8 +115,8 @@ BAD = [
     # srt keys that would change Linux policy and are not implemented
     ('{"credentials": {"GITHUB_TOKEN": {"hosts": ["api.github.com"]}}}', "/credentials",
      "not supported"),
-    ('{"network": {"tlsTerminate": {"enabled": true}}}', "/network/tlsTerminate",
-     "not supported"),
+    ('{"network": {"tlsTerminate": {"caCertPath": "/ca.pem"}}}', "/network/tlsTerminate",
+     "go together"),
     ('{"network": {"allowedDomains": ["example.com", "https://evil.example/"]}}',
      "/network/allowedDomains/1", "not a URL"),
     ('{"network": {"deniedDomains": ["*.com"]}}', "/network/deniedDomains/0", "too broad"),
@@ -188,7 +189,7 @@ def test_bad_default_location_files_are_refused_not_skipped(sb):
 
 @pytest.mark.parametrize("flag,path,problem", [
     ("--deny-read", "", "empty path"),
-    ("--allow-write", "/x/*", "glob patterns are not supported"),
+    ("--allow-write", "/*", "literal directory"),
     ("--allow-read", "~nobody/x", "no ~user"),
 ])
 def test_bad_quick_flags_are_refused(sb, flag, path, problem):

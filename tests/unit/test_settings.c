@@ -560,17 +560,27 @@ static const struct err_case err_cases[] = {
       EINVAL, "/network/parentProxy/https", "no path" },
     { "parentProxy unknown key", "{'network': {'parentProxy': {'ftp': 'http://p:3128'}}}",
       EINVAL, "/network/parentProxy/ftp", "unknown key" },
-    { "tlsTerminate", "{'network': {'tlsTerminate': {}}}", ENOTSUP, "/network/tlsTerminate",
-      "not supported" },
+    { "tlsTerminate unknown key", "{'network': {'tlsTerminate': {'enabled': true}}}", EINVAL,
+      "/network/tlsTerminate/enabled", "unknown key" },
+    { "tlsTerminate cert without key",
+      "{'network': {'tlsTerminate': {'caCertPath': '/ca.pem'}}}", EINVAL,
+      "/network/tlsTerminate", "go together" },
+    { "tlsTerminate maxTunnels 0", "{'network': {'tlsTerminate': {'maxTunnels': 0}}}", EINVAL,
+      "/network/tlsTerminate/maxTunnels", "1 to 65536" },
+    { "tlsTerminate handshake too short",
+      "{'network': {'tlsTerminate': {'handshakeTimeoutMs': 99}}}", EINVAL,
+      "/network/tlsTerminate/handshakeTimeoutMs", "100 to 600000" },
+    { "tlsTerminate with mitmProxy",
+      "{'network': {'tlsTerminate': {}, 'mitmProxy': {'socketPath': '/s', 'domains': ['a.com']}}}",
+      EINVAL, "/network", "cannot be used together" },
     { "allowPlaintextHeaderSet true", "{'network': {'allowPlaintextHeaderSet': true}}",
       ENOTSUP, "/network/allowPlaintextHeaderSet", "not supported" },
-    { "stripResponseHeaders not empty",
-      "{'network': {'stripResponseHeaders': ['set-cookie']}}", ENOTSUP,
-      "/network/stripResponseHeaders", "not supported" },
-    { "refuseOpaqueTunnels true", "{'network': {'refuseOpaqueTunnels': true}}", ENOTSUP,
-      "/network/refuseOpaqueTunnels", "not supported" },
-    { "requireHostMatch false", "{'network': {'requireHostMatch': false}}", ENOTSUP,
-      "/network/requireHostMatch", "not supported" },
+    { "stripResponseHeaders a string", "{'network': {'stripResponseHeaders': 'set-cookie'}}",
+      EINVAL, "/network/stripResponseHeaders", "an array" },
+    { "refuseOpaqueTunnels a string", "{'network': {'refuseOpaqueTunnels': 'yes'}}", EINVAL,
+      "/network/refuseOpaqueTunnels", "a boolean" },
+    { "requireHostMatch a number", "{'network': {'requireHostMatch': 0}}", EINVAL,
+      "/network/requireHostMatch", "a boolean" },
     { "ambiguousRequestTarget normalize",
       "{'network': {'ambiguousRequestTarget': 'normalize'}}", ENOTSUP,
       "/network/ambiguousRequestTarget", "not supported" },
@@ -582,8 +592,8 @@ static const struct err_case err_cases[] = {
       "/network/hosts/a.test", "IPv4 or IPv6" },
     { "dnsServers a name", "{'network': {'dnsServers': ['dns.example']}}", EINVAL,
       "/network/dnsServers/0", "an address" },
-    { "upstreamCaFile", "{'network': {'upstreamCaFile': '/ca.pem'}}", ENOTSUP,
-      "/network/upstreamCaFile", "not supported" },
+    { "upstreamCaFile a number", "{'network': {'upstreamCaFile': 1}}", EINVAL,
+      "/network/upstreamCaFile", "a string" },
     { "requestRules not empty", "{'network': {'requestRules': [{'host': 'a.com'}]}}",
       ENOTSUP, "/network/requestRules", "not supported" },
     { "injectHeaders not empty", "{'network': {'injectHeaders': [{}]}}", ENOTSUP,
@@ -615,6 +625,11 @@ struct ok_case {
 
 static const struct ok_case ok_cases[] = {
     { "empty object", "{}", true },
+    { "tls interception", "{'network': {'tlsTerminate': {'caCertPath': '/etc/ca.pem', "
+      "'caKeyPath': '/etc/ca.key', 'excludeDomains': ['pinned.example.com', '*.bank.test'], "
+      "'extraCaCertPaths': ['/etc/corp.pem'], 'maxTunnels': 10, 'handshakeTimeoutMs': 500}, "
+      "'upstreamCaFile': '/etc/up.pem', 'requireHostMatch': false, 'refuseOpaqueTunnels': true, "
+      "'stripResponseHeaders': ['Set-Cookie', 'x_secret.header']}}", false },
     { "glob patterns", "{'filesystem': {'denyRead': ['/a/*', '/a/b?', '~/.config/*.json', "
       "'src/**/*.pem', '**/.env'], 'allowRead': ['/a/[ab]'], 'allowWrite': ['/a/**/b', "
       "'/a/**/'], 'denyWrite': [{'path': '/a/*', 'literal': false}]}}", false },
@@ -1009,10 +1024,14 @@ static void test_unsupported_default_require_host_match(void **state)
 {
     (void)state;
     cordon_policy *p = load_ok("{'network': {'requireHostMatch': true}}");
+    assert_true(p->net.require_host_match);
     cordon_policy_free(p);
-    char *json = jq("{'network': {'requireHostMatch': false}}");
-    expect_fail_raw(json, ENOTSUP, "/network/requireHostMatch", NULL);
-    free(json);
+    p = load_ok("{'network': {'requireHostMatch': false}}");
+    assert_false(p->net.require_host_match);
+    cordon_policy_free(p);
+    p = load_ok("{}");
+    assert_true(p->net.require_host_match); /* cordon's default, stricter than srt */
+    cordon_policy_free(p);
 }
 
 static void test_unsupported_default_transparent(void **state)
