@@ -10,8 +10,8 @@
  *    length <= len; on success the command is CONNECT, the port is the
  *    big-endian DST.PORT and not 0, and the host is NUL-terminated, at most
  *    255 bytes, and is exactly the address sent: inet_pton of an IPv4 or
- *    IPv6 host gives back DST.ADDR, a domain is the bytes sent, all in
- *    0x21-0x7e;
+ *    IPv6 host gives back DST.ADDR, a domain is the bytes sent, none a
+ *    control byte, space or DEL;
  *  - determinism: the same bytes give the same result; every prefix (from
  *    an exact-size copy, so ASan sees reads past it) gives 0 or the full
  *    result, checked one byte short and at a prefix chosen from the input;
@@ -121,7 +121,7 @@ static void check_request(const uint8_t *p, size_t len, size_t cut)
             CHECK((size_t)r == 7u + p[4] && hl == p[4]);
             CHECK(memcmp(q.host, p + 5, hl) == 0);
             for (size_t i = 0; i < hl; i++)
-                CHECK(q.host[i] >= 0x21 && q.host[i] <= 0x7e);
+                CHECK((unsigned char)q.host[i] >= 0x21 && q.host[i] != 0x7f);
             break;
         default:
             CHECK(!"atyp");

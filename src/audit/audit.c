@@ -58,3 +58,26 @@ void audit_emit(struct audit *a, const char *event, bool allow, json_t *fields)
     }
     free(line);
 }
+
+json_t *audit_str(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = strlen(s);
+    char *e = malloc(n * 4 + 1);
+    if (!e)
+        return NULL;
+    size_t k = 0;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch < 0x20 || ch >= 0x7f)
+            k += (size_t)snprintf(e + k, 5, "\\x%02x", ch);
+        else
+            e[k++] = (char)ch;
+    }
+    e[k] = '\0';
+    j = json_string(e);
+    free(e);
+    return j;
+}

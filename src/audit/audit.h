@@ -24,4 +24,9 @@ struct audit {
  * with O_APPEND, so concurrent writers do not interleave within a line). */
 void audit_emit(struct audit *a, const char *event, bool allow, json_t *fields);
 
+/* A JSON string for bytes that came from the sandbox: the bytes themselves
+ * when they are valid UTF-8, otherwise every byte outside printable ASCII
+ * as \xNN (a record is never lost to an encoding error). */
+json_t *audit_str(const char *s);
+
 #endif

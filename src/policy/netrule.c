@@ -348,7 +348,7 @@ static bool v4_forbidden(const uint8_t *a, bool allow_private, const char **why)
         const char *what;
     } ranges[] = {
         { 0xa9fea9fe, 32, false, "a cloud metadata address" },   /* 169.254.169.254 */
-        { 0xa9fea802, 32, false, "a cloud metadata address" },   /* 169.254.170.2 (ECS) */
+        { 0xa9feaa02, 32, false, "a cloud metadata address" },   /* 169.254.170.2 (ECS) */
         { 0x646464c8, 32, false, "a cloud metadata address" },   /* 100.100.100.200 */
         { 0x00000000, 8, false, "an unspecified address" },      /* 0.0.0.0/8 */
         { 0x7f000000, 8, false, "a loopback address" },

@@ -10,6 +10,7 @@
 
 #include "cordon.h"
 #include "netrule.h"
+#include "reqrule.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -76,6 +77,11 @@ struct cordon_policy {
         bool require_host_match;         /* default true */
         bool refuse_opaque_tunnels;
         struct cordon_strlist strip_response_headers; /* folded names */
+        /* request rules (network.requestRules) */
+        struct req_rule *req_rules;
+        size_t nreq_rules;
+        int path_mode;                   /* enum path_mode (ambiguousRequestTarget) */
+        bool allow_plaintext_header_set; /* allowPlaintextHeaderSet */
         bool strict_allowlist;
         bool allow_all_unix_sockets;
         bool allow_local_binding;  /* accepted; the sandbox has its own loopback */

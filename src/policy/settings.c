@@ -758,6 +758,125 @@ static int net_strip_response(struct ctx *c, json_t *v)
     return r;
 }
 
+/* ---- request rules --------------------------------------------------------- */
+
+static int rule_patterns(struct ctx *c, json_t *v, struct req_pattern **out, size_t *n)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of \"METHOD /path\" patterns");
+    if (r < 0)
+        return r;
+    *out = calloc(json_array_size(v) + 1, sizeof(**out));
+    if (!*out)
+        return fail(c, ENOMEM, "out of memory");
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        const char *s, *why = NULL;
+        r = want_string(c, e, &s);
+        if (r < 0)
+            return r;
+        if (req_pattern_parse(s, &(*out)[*n], &why) < 0)
+            return fail(c, EINVAL, "\"%s\": %s", s, why);
+        (*n)++;
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static int rule_bytes(struct ctx *c, json_t *v, uint64_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 1)
+        return fail(c, EINVAL, "expected a positive number of bytes");
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int parse_rule(struct ctx *c, json_t *v, struct req_rule *rule)
+{
+    int r = want(c, v, JSON_OBJECT, "a rule object {\"host\", \"allow\", \"deny\", ...}");
+    if (r < 0)
+        return r;
+    if (!json_object_get(v, "host"))
+        return fail(c, EINVAL, "a rule needs \"host\"");
+    const char *k;
+    json_t *e;
+    json_object_foreach(v, k, e) {
+        size_t old = ptr_push_key(c, k);
+        if (strcmp(k, "host") == 0) {
+            const char *s, *why = NULL;
+            if ((r = want_string(c, e, &s)) < 0)
+                return r;
+            if (net_entry_parse(s, false, &rule->host, &why) < 0)
+                return fail(c, EINVAL, "\"%s\": %s", s, why);
+        } else if (strcmp(k, "allow") == 0) {
+            rule->has_allow = true;
+            if ((r = rule_patterns(c, e, &rule->allow, &rule->nallow)) < 0)
+                return r;
+        } else if (strcmp(k, "deny") == 0) {
+            if ((r = rule_patterns(c, e, &rule->deny, &rule->ndeny)) < 0)
+                return r;
+        } else if (strcmp(k, "maxRequestBytes") == 0) {
+            if ((r = rule_bytes(c, e, &rule->max_request_bytes)) < 0)
+                return r;
+        } else if (strcmp(k, "maxSessionBytes") == 0) {
+            if ((r = rule_bytes(c, e, &rule->max_session_bytes)) < 0)
+                return r;
+        } else {
+            return fail(c, EINVAL, "unknown key in a request rule (expected host, allow, deny, "
+                                   "maxRequestBytes, maxSessionBytes)");
+        }
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static int net_request_rules(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of rules");
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        struct req_rule *nv = realloc(c->p->net.req_rules,
+                                      (c->p->net.nreq_rules + 1) * sizeof(*nv));
+        if (!nv)
+            return fail(c, ENOMEM, "out of memory");
+        c->p->net.req_rules = nv;
+        memset(&nv[c->p->net.nreq_rules], 0, sizeof(*nv));
+        c->p->net.nreq_rules++;
+        r = parse_rule(c, e, &nv[c->p->net.nreq_rules - 1]);
+        if (r < 0)
+            return r;
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static int net_ambiguous(struct ctx *c, json_t *v)
+{
+    const char *s;
+    int r = want_string(c, v, &s);
+    if (r < 0)
+        return r;
+    if (strcmp(s, "refuse") == 0)
+        c->p->net.path_mode = 0;
+    else if (strcmp(s, "normalize") == 0)
+        c->p->net.path_mode = 1;
+    else if (strcmp(s, "asSpelled") == 0)
+        c->p->net.path_mode = 2;
+    else
+        return fail(c, EINVAL, "expected \"refuse\", \"normalize\" or \"asSpelled\"");
+    return 0;
+}
+
+static int net_plaintext_set(struct ctx *c, json_t *v)
+{
+    return parse_bool(c, v, &c->p->net.allow_plaintext_header_set);
+}
+
 static int net_denied_reasons(struct ctx *c, json_t *v)
 {
     int r = want(c, v, JSON_OBJECT, "an object of reasons");
@@ -797,17 +916,17 @@ static const struct key net_keys[] = {
     { "mitmProxy", KEY_IMPL, net_mitm, NULL, NULL },
     { "parentProxy", KEY_IMPL, net_parent, NULL, NULL },
     { "tlsTerminate", KEY_IMPL, net_tls, NULL, NULL },
-    { "allowPlaintextHeaderSet", KEY_UNSUPPORTED, NULL, "request rules", "false" },
+    { "allowPlaintextHeaderSet", KEY_IMPL, net_plaintext_set, NULL, NULL },
     { "stripResponseHeaders", KEY_IMPL, net_strip_response, NULL, NULL },
     { "refuseOpaqueTunnels", KEY_IMPL, net_refuse_opaque, NULL, NULL },
     { "requireHostMatch", KEY_IMPL, net_require_host_match, NULL, NULL },
-    { "ambiguousRequestTarget", KEY_UNSUPPORTED, NULL, "request rules", "\"refuse\"" },
+    { "ambiguousRequestTarget", KEY_IMPL, net_ambiguous, NULL, NULL },
     { "defaultPorts", KEY_IMPL, net_default_ports, NULL, NULL },
     { "allowPrivateAddresses", KEY_IMPL, net_allow_private, NULL, NULL },
     { "hosts", KEY_IMPL, net_hosts, NULL, NULL },
     { "dnsServers", KEY_IMPL, net_dns_servers, NULL, NULL },
     { "upstreamCaFile", KEY_IMPL, net_upstream_ca, NULL, NULL },
-    { "requestRules", KEY_UNSUPPORTED, NULL, "request rules", "[]" },
+    { "requestRules", KEY_IMPL, net_request_rules, NULL, NULL },
     { "injectHeaders", KEY_UNSUPPORTED, NULL, "credential injection", "[]" },
     { "stripRequestHeaders", KEY_UNSUPPORTED, NULL, "credential injection", "[]" },
     { "transparent", KEY_UNSUPPORTED, NULL, "transparent capture", "false" },
@@ -1302,6 +1421,9 @@ void cordon_policy_free(cordon_policy *p)
     cordon_strlist_clear(&p->net.tls_extra_ca);
     free(p->net.upstream_ca_file);
     cordon_strlist_clear(&p->net.strip_response_headers);
+    for (size_t i = 0; i < p->net.nreq_rules; i++)
+        req_rule_free(&p->net.req_rules[i]);
+    free(p->net.req_rules);
     json_decref(p->net.denied_domain_reasons);
     cordon_strlist_clear(&p->git_safe_directories);
     json_decref(p->ignore_violations);
@@ -1395,6 +1517,38 @@ char *cordon_policy_to_json(const cordon_policy *p)
                                           "domains", md));
         }
         json_object_set_new(net, "requireHostMatch", json_boolean(p->net.require_host_match));
+        static const char *const modes[] = { "refuse", "normalize", "asSpelled" };
+        json_object_set_new(net, "ambiguousRequestTarget",
+                            json_string(modes[p->net.path_mode % 3]));
+        json_object_set_new(net, "allowPlaintextHeaderSet",
+                            json_boolean(p->net.allow_plaintext_header_set));
+        json_t *rules = json_array();
+        for (size_t i = 0; rules && i < p->net.nreq_rules; i++) {
+            const struct req_rule *rr = &p->net.req_rules[i];
+            json_t *o = json_pack("{s:s}", "host", rr->host.text);
+            if (!o)
+                continue;
+            if (rr->has_allow) {
+                json_t *a = json_array();
+                for (size_t k = 0; a && k < rr->nallow; k++)
+                    json_array_append_new(a, json_string(rr->allow[k].text));
+                json_object_set_new(o, "allow", a);
+            }
+            if (rr->ndeny) {
+                json_t *d = json_array();
+                for (size_t k = 0; d && k < rr->ndeny; k++)
+                    json_array_append_new(d, json_string(rr->deny[k].text));
+                json_object_set_new(o, "deny", d);
+            }
+            if (rr->max_request_bytes)
+                json_object_set_new(o, "maxRequestBytes",
+                                    json_integer((json_int_t)rr->max_request_bytes));
+            if (rr->max_session_bytes)
+                json_object_set_new(o, "maxSessionBytes",
+                                    json_integer((json_int_t)rr->max_session_bytes));
+            json_array_append_new(rules, o);
+        }
+        json_object_set_new(net, "requestRules", rules);
         json_object_set_new(net, "refuseOpaqueTunnels",
                             json_boolean(p->net.refuse_opaque_tunnels));
         json_object_set_new(net, "stripResponseHeaders",

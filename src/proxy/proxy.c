@@ -24,6 +24,7 @@
  */
 #include "proxy.h"
 #include "http.h"
+#include "pathnorm.h"
 #include "socks5.h"
 #include "tls/tls.h"
 #include "core/cleanup.h"
@@ -103,6 +104,7 @@ struct flow {
      * is below PIPE_SIZE. Do not wait for the source until some drained. */
     bool pipe_full;
     uint64_t bytes;
+    uint64_t limit;        /* request rules: bytes this body may carry (UINT64_MAX: any) */
 };
 
 struct proxy;
@@ -127,6 +129,7 @@ struct conn {
     size_t naddrs, addr_i;
     char addr_text[120]; /* an IPv6 address, or "unix:" and a socket path */
     bool upstream_ok;       /* u.fd is connected to target */
+    char up_addr[120];      /* the address the upstream was dialled at */
     const struct proxy_hop *hop; /* upstream proxy in use, or NULL */
     uint16_t up_port;
     char up_host[256];
@@ -142,6 +145,11 @@ struct conn {
     char tls_fail_buf[640];
     bool kick;              /* OpenSSL holds decrypted bytes poll cannot see */
     struct conn *kick_next;
+
+    /* request rules in force for the current request */
+    int lim_rules[8];
+    size_t nlim_rules;
+    const char *req_rule_text; /* the pattern that allowed it, for the audit record */
 
     /* plain HTTP exchange */
     bool is_connect;
@@ -174,6 +182,7 @@ struct listener {
 struct proxy {
     uv_loop_t *loop;
     struct proxy_config cfg;
+    uint64_t *session_used; /* request body bytes per request rule, over the run */
     int tls_tunnels;
     uv_idle_t idle;        /* runs conns whose TLS buffers hold readable bytes */
     struct conn *kicks;
@@ -470,8 +479,9 @@ static void audit_request(struct conn *c, int status, bool allow, const char *re
                           "port", c->target.port, "path", c->path ? c->path : "", "status", status);
     if (!f)
         return;
-    if (c->rule)
-        json_object_set_new(f, "rule", json_string(c->rule));
+    const char *rule = c->req_rule_text ? c->req_rule_text : c->rule;
+    if (rule)
+        json_object_set_new(f, "rule", json_string(rule));
     if (reason)
         json_object_set_new(f, "reason", json_string(reason));
     audit_emit(c->px->cfg.audit, "net.request", allow, f);
@@ -482,8 +492,8 @@ static void audit_close(struct conn *c)
     json_t *f = json_pack("{s:s, s:i, s:s, s:I, s:I}", "host", c->up_host, "port", c->up_port,
                           "via", c->via, "bytes_up", (json_int_t)c->bytes_up_total,
                           "bytes_down", (json_int_t)c->bytes_down_total);
-    if (f && c->addr_text[0])
-        json_object_set_new(f, "address", json_string(c->addr_text));
+    if (f && c->up_addr[0])
+        json_object_set_new(f, "address", json_string(c->up_addr));
     audit_emit(c->px->cfg.audit, "net.close", true, f);
 }
 
@@ -800,6 +810,14 @@ static bool tls_peek(struct conn *c)
         return true;
     }
     if (b != 0x16) {
+        /* Plain HTTP inside the tunnel (Node's fetch sends http:// URLs
+         * through CONNECT): inspected like any request, the target fixed. */
+        if (b >= 'A' && b <= 'Z') {
+            c->tls_mode = true;
+            c->st = ST_HEAD;
+            uv_timer_start(&c->timer, on_timeout, IDLE_TIMEOUT_MS, 0);
+            return true;
+        }
         tls_refuse(c, "not TLS: this host's traffic is intercepted, and other bytes are refused");
         return true;
     }
@@ -1025,6 +1043,18 @@ static void decide(struct conn *c)
     }
     bool tunnel = c->is_connect || c->kind == PROXY_SOCKS5;
     c->intercept = tunnel && c->px->cfg.tls_ca && !tls_excluded(&c->px->cfg, &c->target);
+    if (tunnel && !c->intercept) {
+        /* No way around a request rule: an opaque tunnel would carry any
+         * method and path. */
+        for (size_t i = 0; i < c->px->cfg.nrules_req; i++) {
+            if (req_rule_covers(&c->px->cfg.rules_req[i], &c->target)) {
+                refuse(c, "blocked-by-rule",
+                       "request rules cover this host, so its traffic must be intercepted "
+                       "(set network.tlsTerminate; the host must not be in excludeDomains)");
+                return;
+            }
+        }
+    }
     if (c->px->cfg.refuse_opaque && ((tunnel && !c->intercept) || c->kind == PROXY_SOCKS5)) {
         /* srt's refuseOpaqueTunnels: only tunnels whose TLS cordon
          * terminates, and no SOCKS at all. */
@@ -1047,6 +1077,7 @@ static void decide(struct conn *c)
      * same place (HTTP keep-alive). */
     if (c->upstream_ok && !c->is_connect && c->up_port == c->target.port &&
         strcmp(c->up_host, c->target.host) == 0 && upstream_alive(c)) {
+        snprintf(c->addr_text, sizeof(c->addr_text), "%s", c->up_addr);
         audit_connect(c, true, NULL);
         c->st = ST_FORWARD;
         ep_append_out(&c->u, c->fwd_head, c->fwd_len);
@@ -1155,6 +1186,7 @@ static void connect_failed(struct conn *c, const char *why)
 static void connected(struct conn *c)
 {
     c->upstream_ok = true;
+    snprintf(c->up_addr, sizeof(c->up_addr), "%s", c->addr_text);
     free(c->addrs);
     c->addrs = NULL;
     c->up_port = c->target.port;
@@ -1273,6 +1305,8 @@ static int relay(struct ep *src, struct ep *dst, struct flow *f, uint64_t *total
             if (done)
                 f->mode = FLOW_DONE;
         }
+        if (f->limit != UINT64_MAX && f->bytes + n > f->limit)
+            return -2;
         if (ep_append_out(dst, src->in, n) < 0)
             return -1;
         ep_consume_in(src, n);
@@ -1316,10 +1350,14 @@ static int relay(struct ep *src, struct ep *dst, struct flow *f, uint64_t *total
         size_t want = SCRATCH_SIZE;
         if (f->mode == FLOW_LENGTH && f->remaining < want)
             want = (size_t)f->remaining;
+        if (f->limit != UINT64_MAX && f->bytes >= f->limit)
+            return -2; /* the body is larger than the rules allow */
         if (f->splice) {
             size_t sw = PIPE_SIZE - f->inpipe;
             if (f->mode == FLOW_LENGTH && f->remaining < sw)
                 sw = (size_t)f->remaining;
+            if (f->limit != UINT64_MAX && f->limit - f->bytes < sw)
+                sw = (size_t)(f->limit - f->bytes);
             if (sw == 0)
                 return progress;
             ssize_t r = splice(src->fd, NULL, f->pipe[1], NULL, sw,
@@ -1370,6 +1408,8 @@ static int relay(struct ep *src, struct ep *dst, struct flow *f, uint64_t *total
             if (fwd < n && ep_push_in(src, g_scratch + fwd, n - fwd) < 0)
                 return -1;
         }
+        if (f->limit != UINT64_MAX && f->bytes + fwd > f->limit)
+            return -2; /* cut: nothing of this chunk goes out */
         f->bytes += fwd;
         *total += fwd;
         if (f->mode == FLOW_LENGTH) {
@@ -1422,6 +1462,7 @@ static void flow_reset(struct flow *f)
         close(f->pipe[1]);
     }
     memset(f, 0, sizeof(*f));
+    f->limit = UINT64_MAX;
 }
 
 /* ---- heads ----------------------------------------------------------------- */
@@ -1449,18 +1490,19 @@ static bool hop_by_hop(const struct http_header *h, const struct http_header *co
 
 static int build_forward_head(struct conn *c, const struct http_request *r)
 {
-    size_t cap = 512 + r->path_len + strlen(c->target.host);
+    /* The normalised target (c->path) is what was judged and what is sent. */
+    size_t cap = 512 + strlen(c->path) + strlen(c->target.host);
     for (size_t i = 0; i < r->nheaders; i++)
         cap += r->headers[i].name_len + r->headers[i].value_len + 4;
     char *h = malloc(cap);
     if (!h)
         return -1;
     size_t n = 0;
-    n += (size_t)snprintf(h + n, cap - n, "%.*s %.*s HTTP/1.1\r\n", (int)r->method_len, r->method,
-                          (int)r->path_len, r->path);
+    n += (size_t)snprintf(h + n, cap - n, "%.*s %s HTTP/1.1\r\n", (int)r->method_len, r->method,
+                          c->path);
     /* Host comes from the URI the decision was made on (T13). */
     bool v6 = c->target.kind == HOST_IPV6;
-    bool default_port = c->target.port == (c->tls_mode ? 443 : 80);
+    bool default_port = c->target.port == (c->c.ssl ? 443 : 80);
     n += (size_t)snprintf(h + n, cap - n, "Host: %s%s%s", v6 ? "[" : "", c->target.host,
                           v6 ? "]" : "");
     if (!default_port)
@@ -1486,6 +1528,103 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
     c->fwd_head = h;
     c->fwd_len = n;
     return 0;
+}
+
+static void add_session_bytes(struct conn *c)
+{
+    for (size_t i = 0; i < c->nlim_rules; i++)
+        c->px->session_used[c->lim_rules[i]] += c->up.bytes;
+    c->nlim_rules = 0;
+}
+
+/* Request rules, for a host they cover: the target is normalised (the
+ * spelling both judged and forwarded), then judged, then its body size
+ * bounded. Hosts no rule covers are forwarded as sent: strict
+ * normalisation would refuse real APIs (GitLab's %2F-encoded project
+ * paths). Returns false when the request was answered here. */
+static bool judge_request(struct conn *c, const struct http_request *q)
+{
+    const struct proxy_config *cfg = &c->px->cfg;
+    free(c->path);
+    c->path = NULL;
+    c->nlim_rules = 0;
+    c->req_rule_text = NULL;
+    bool covered = false;
+    for (size_t i = 0; i < cfg->nrules_req; i++)
+        covered |= req_rule_covers(&cfg->rules_req[i], &c->target);
+    if (!q->path) {
+        c->path = strdup("*");
+        if (covered) {
+            audit_request(c, 403, false, "OPTIONS * on a host with request rules");
+            http_answer(c, 403, "Forbidden", "blocked-by-rule",
+                        "asterisk-form requests are refused on a host with request rules");
+            return false;
+        }
+        return c->path != NULL;
+    }
+    if (!covered) {
+        c->path = strndup(q->path, q->path_len);
+        return c->path != NULL;
+    }
+    char *norm = malloc(q->path_len + 1);
+    size_t plen = 0;
+    const char *why = NULL;
+    long n = norm ? path_normalize(q->path, q->path_len, (enum path_mode)cfg->path_mode, norm,
+                                   q->path_len + 1, &plen, &why)
+                  : -1;
+    if (n < 0) {
+        free(norm);
+        c->path = strndup(q->path, q->path_len);
+        audit_request(c, 400, false, why ? why : "out of memory");
+        http_answer(c, 400, "Bad Request", "ambiguous-target", why ? why : "out of memory");
+        return false;
+    }
+    c->path = norm;
+    char pathonly[PATH_MAX_TARGET + 1];
+    snprintf(pathonly, sizeof(pathonly), "%.*s", (int)plen, norm);
+    struct req_verdict v = req_decide(cfg->rules_req, cfg->nrules_req, &c->target, c->method,
+                                      pathonly);
+    if (!v.allow) {
+        char reason[600];
+        snprintf(reason, sizeof(reason), "%s (requestRules[%d]%s%s)", v.reason, v.rule,
+                 v.pattern ? ": deny " : "", v.pattern ? v.pattern : "");
+        const char *saved = c->rule;
+        if (v.pattern)
+            c->rule = v.pattern;
+        audit_request(c, 403, false, reason);
+        c->rule = saved;
+        http_answer(c, 403, "Forbidden", "blocked-by-rule", reason);
+        return false;
+    }
+    c->req_rule_text = v.pattern;
+    /* Byte limits of every covering rule (T27). */
+    uint64_t limit = UINT64_MAX;
+    for (size_t i = 0; i < cfg->nrules_req; i++) {
+        const struct req_rule *r = &cfg->rules_req[i];
+        if (!req_rule_covers(r, &c->target))
+            continue;
+        if (r->max_request_bytes && r->max_request_bytes < limit)
+            limit = r->max_request_bytes;
+        if (r->max_session_bytes) {
+            uint64_t used = c->px->session_used[i];
+            uint64_t left = used >= r->max_session_bytes ? 0 : r->max_session_bytes - used;
+            if (left < limit)
+                limit = left;
+            if (c->nlim_rules < ARRAY_SIZE(c->lim_rules))
+                c->lim_rules[c->nlim_rules++] = (int)i;
+        }
+    }
+    if (limit != UINT64_MAX && q->framing == HTTP_BODY_LENGTH && q->content_length > limit) {
+        audit_request(c, 413, false, "the request body is larger than the rules allow "
+                                     "(maxRequestBytes or maxSessionBytes)");
+        http_answer(c, 413, "Content Too Large", "too-large",
+                    "the request body is larger than the rules allow (maxRequestBytes or "
+                    "maxSessionBytes)");
+        c->nlim_rules = 0;
+        return false;
+    }
+    c->up.limit = limit;
+    return true;
 }
 
 static void set_request_flows(struct conn *c, const struct http_request *q)
@@ -1517,6 +1656,7 @@ static void handle_tls_request(struct conn *c, int headlen)
              q->method);
     free(c->path);
     c->path = q->path ? strndup(q->path, q->path_len) : strdup("*");
+    c->req_rule_text = NULL;
     if (q->form == HTTP_TARGET_AUTHORITY) {
         audit_request(c, 400, false, "CONNECT inside an intercepted tunnel");
         http_answer(c, 400, "Bad Request", "bad-request",
@@ -1525,7 +1665,7 @@ static void handle_tls_request(struct conn *c, int headlen)
     }
     struct net_target h;
     const char *why = NULL;
-    uint16_t hport = q->port_explicit ? q->port : 443;
+    uint16_t hport = q->port_explicit ? q->port : (c->c.ssl ? 443 : 80);
     bool same = net_canon_host(q->host, &h, &why) == 0 && h.kind == c->target.kind &&
                 strcmp(h.host, c->target.host) == 0 && hport == c->target.port;
     if (!same && c->px->cfg.require_host_match) {
@@ -1544,11 +1684,13 @@ static void handle_tls_request(struct conn *c, int headlen)
     }
     c->req_keep_alive = q->keep_alive;
     c->req_upgrade = q->upgrade;
+    set_request_flows(c, q);
+    if (!judge_request(c, q))
+        return;
     if (build_forward_head(c, q) < 0) {
         http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
         return;
     }
-    set_request_flows(c, q);
     ep_consume_in(&c->c, (size_t)headlen);
     uv_timer_stop(&c->timer);
     c->st = ST_FORWARD;
@@ -1567,11 +1709,17 @@ static void handle_http_head(struct conn *c)
         return;
     }
     if (r < 0) {
+        /* A malformed head is refused before any decision; it is recorded
+         * all the same (net.request, method "-"). */
         c->req_head_method = false;
-        if (c->tls_mode) {
-            snprintf(c->method, sizeof(c->method), "-");
-            audit_request(c, -r, false, why);
+        snprintf(c->method, sizeof(c->method), "-");
+        free(c->path);
+        c->path = NULL;
+        if (!c->tls_mode) {
+            memset(&c->target, 0, sizeof(c->target));
+            c->rule = NULL;
         }
+        audit_request(c, -r, false, why);
         http_answer(c, -r, status_phrase(-r), "bad-request", why);
         return;
     }
@@ -1611,15 +1759,21 @@ static void handle_http_head(struct conn *c)
         http_answer(c, 400, "Bad Request", "bad-request", "h2c upgrades are refused");
         return;
     }
-    free(c->path);
-    c->path = strndup(q->path, q->path_len);
     c->req_keep_alive = q->keep_alive;
     c->req_upgrade = q->upgrade;
+    set_request_flows(c, q);
+    /* The host first (its refusal is the clearer answer), then the rules. */
+    if (net_decide(c->px->cfg.rules, &c->target).allow) {
+        if (!judge_request(c, q))
+            return;
+    } else {
+        free(c->path);
+        c->path = strndup(q->path, q->path_len);
+    }
     if (build_forward_head(c, q) < 0) {
         http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
         return;
     }
-    set_request_flows(c, q);
     ep_consume_in(&c->c, (size_t)r);
     uv_timer_stop(&c->timer);
     decide(c);
@@ -1648,6 +1802,14 @@ static void handle_socks_head(struct conn *c)
     if (r == 0)
         return;
     if (r < 0) {
+        /* Refused before any decision (malformed, a command other than
+         * CONNECT, a name with a control byte or space): still a record. */
+        c->px->stats.denied++;
+        audit_emit(c->px->cfg.audit, "net.connect", false,
+                   json_pack("{s:s, s:s, s:s}", "host", "", "via", "socks", "reason",
+                             r == -SOCKS5_CMD_UNSUPPORTED    ? "SOCKS command not supported"
+                             : r == -SOCKS5_ATYP_UNSUPPORTED ? "SOCKS address type not supported"
+                                                             : "malformed SOCKS request"));
         socks_answer(c, (uint8_t)-r);
         return;
     }
@@ -1655,8 +1817,8 @@ static void handle_socks_head(struct conn *c)
     snprintf(c->via, sizeof(c->via), "socks");
     const char *why = NULL;
     if (net_canon_host(sr.host, &c->target, &why) < 0) {
-        json_t *f = json_pack("{s:s, s:i, s:s, s:s}", "host", sr.host, "port", sr.port, "via",
-                              "socks", "reason", why);
+        json_t *f = json_pack("{s:o, s:i, s:s, s:s}", "host", audit_str(sr.host), "port",
+                              sr.port, "via", "socks", "reason", why);
         c->px->stats.denied++;
         audit_emit(c->px->cfg.audit, "net.connect", false, f);
         socks_answer(c, SOCKS5_NOT_ALLOWED);
@@ -1848,6 +2010,23 @@ static void conn_update(struct conn *c)
         }
         case ST_FORWARD: {
             int a = relay(&c->c, &c->u, &c->up, &c->bytes_up_total);
+            if (a == -2) {
+                /* The body outgrew maxRequestBytes or maxSessionBytes: cut it
+                 * (the upstream sees a truncated request and is dropped). */
+                add_session_bytes(c);
+                audit_request(c, 413, false, "the request body grew larger than the rules "
+                                             "allow (maxRequestBytes or maxSessionBytes)");
+                if (!c->resp_head_done) {
+                    ep_drop(&c->u);
+                    c->upstream_ok = false;
+                    http_answer(c, 413, "Content Too Large", "too-large",
+                                "the request body grew larger than the rules allow");
+                    again = true;
+                    break;
+                }
+                conn_close(c);
+                return;
+            }
             if (a < 0) {
                 conn_close(c);
                 return;
@@ -1881,6 +2060,7 @@ static void conn_update(struct conn *c)
                 c->down.mode = FLOW_DONE;
             if (c->down.mode == FLOW_DONE && c->up.mode == FLOW_DONE && !ep_has_out(&c->c) &&
                 c->down.inpipe == 0) {
+                add_session_bytes(c);
                 audit_request(c, c->resp_status, true, NULL);
                 bool keep = c->req_keep_alive && c->resp_keep_alive && !c->resp_until_close &&
                             !c->u.eof;
@@ -2224,6 +2404,7 @@ static void on_accept(uv_poll_t *p, int status, int events)
         c->kind = l->kind;
         c->c.fd = fd;
         c->u.fd = -1;
+        c->up.limit = c->down.limit = UINT64_MAX;
         if (ep_watch(c, &c->c) < 0) {
             close(fd);
             free(c);
@@ -2296,6 +2477,12 @@ int proxy_new(uv_loop_t *loop, const struct proxy_config *cfg, struct proxy **ou
         free(px);
         return cordon_err_sys(err, -r, "listing this host's addresses");
     }
+    px->session_used = calloc(cfg->nrules_req + 1, sizeof(uint64_t));
+    if (!px->session_used) {
+        free(px->own);
+        free(px);
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    }
     uv_idle_init(loop, &px->idle);
     px->idle.data = px;
     px->handles = 1; /* the idle handle */
@@ -2358,6 +2545,8 @@ void proxy_free(struct proxy *px)
     }
     px->listeners = NULL;
     free(px->own);
+    free(px->session_used);
+    px->session_used = NULL;
     explicit_bzero(&px->cfg.parent_http, sizeof(px->cfg.parent_http));
     explicit_bzero(&px->cfg.parent_https, sizeof(px->cfg.parent_https));
     /* Connections free themselves from their close callbacks and the last

@@ -14,6 +14,7 @@
 #include "audit/audit.h"
 #include "net/resolver.h"
 #include "policy/netrule.h"
+#include "policy/reqrule.h"
 
 #include <jansson.h>
 #include <openssl/ssl.h>
@@ -68,6 +69,11 @@ struct proxy_config {
     bool refuse_opaque;        /* refuseOpaqueTunnels */
     char *const *strip_response_headers; /* folded names (borrowed) */
     size_t nstrip_response_headers;
+
+    /* request rules: judged on plain HTTP and inside intercepted TLS */
+    const struct req_rule *rules_req;
+    size_t nrules_req;
+    int path_mode;             /* enum path_mode */
 };
 
 struct proxy;

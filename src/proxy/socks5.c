@@ -6,7 +6,8 @@
  * globals); a result depends only on the bytes needed to decide it, so for
  * any prefix P of B the result on P is 0 or the result on B; bytes after
  * the message are never read; on success the host is NUL-terminated text of
- * at most 255 bytes with no byte outside 0x21-0x7e.
+ * at most 255 bytes with no control byte, space or DEL (bytes >= 0x80 may
+ * be UTF-8; the policy canonicalises or refuses them).
  *
  * The address type is reported as sent (T19 of egress-attacks.md): a client
  * that resolved the name itself sends ATYP 1 or 4, and the caller must not
@@ -102,12 +103,12 @@ int socks5_parse_request(const uint8_t *buf, size_t len, struct socks5_request *
 
     if (atyp == SOCKS5_ATYP_DOMAIN) {
         /* RFC 1928 5: "a fully-qualified domain name", no terminating NUL.
-         * Printable ASCII without space only: a NUL would cut the name short
-         * in every C consumer, controls and spaces end up in logs, and
-         * non-ASCII has no single reading (T10 wants A-labels). The policy
-         * validates the name further. */
+         * No control byte, space or DEL: a NUL would cut the name short in
+         * every C consumer, and controls end up in logs. Bytes >= 0x80 pass:
+         * the policy converts the name to A-labels (UTS #46, T10) or refuses
+         * it, before any matching. */
         for (size_t i = 0; i < alen; i++) {
-            if (a[i] < 0x21 || a[i] > 0x7e)
+            if (a[i] < 0x21 || a[i] == 0x7f)
                 return -SOCKS5_GENERAL_FAILURE;
         }
         memcpy(req->host, a, alen);

@@ -45,7 +45,8 @@ struct socks5_request {
  * complete, 0 when more bytes are needed, or the negated reply code to send
  * before closing (-SOCKS5_GENERAL_FAILURE for a malformed request,
  * -SOCKS5_CMD_UNSUPPORTED, -SOCKS5_ATYP_UNSUPPORTED). A domain of length 0,
- * or containing a NUL or a byte outside printable ASCII, is malformed. Port 0
+ * or containing a control byte, space or DEL, is malformed (bytes >= 0x80
+ * pass: the policy canonicalises them to A-labels or refuses). Port 0
  * is malformed. */
 int socks5_parse_request(const uint8_t *buf, size_t len, struct socks5_request *req);
 

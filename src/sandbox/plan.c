@@ -855,8 +855,10 @@ int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *arg
     if (nodes_add(&ns, "/dev", F_DEV, NULL) < 0 || nodes_add(&ns, "/proc", F_PROC, NULL) < 0)
         goto nomem;
 
-    qsort(ns.v, ns.n, sizeof(*ns.v), cmp_nodes);
-    merge_nodes(&ns);
+    if (ns.n > 0) {
+        qsort(ns.v, ns.n, sizeof(*ns.v), cmp_nodes);
+        merge_nodes(&ns);
+    }
     r = build_ops(plan, &ns, disabled, log, ud, err);
     /* The ops point into node paths: hand them to the plan. */
     for (size_t i = 0; i < ns.n; i++) {

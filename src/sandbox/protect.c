@@ -714,6 +714,8 @@ static int cmp_items(const void *a, const void *b)
 
 static int dedupe_items(struct protect_set *s)
 {
+    if (s->n == 0)
+        return 0;
     qsort(s->v, s->n, sizeof(*s->v), cmp_items);
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++) {

@@ -208,6 +208,9 @@ static int start_proxy(struct run *run, int http_fd, int socks_fd)
     cfg.refuse_opaque = p->net.refuse_opaque_tunnels;
     cfg.strip_response_headers = p->net.strip_response_headers.v;
     cfg.nstrip_response_headers = p->net.strip_response_headers.n;
+    cfg.rules_req = p->net.req_rules;
+    cfg.nrules_req = p->net.nreq_rules;
+    cfg.path_mode = p->net.path_mode;
     if (p->net.mitm_socket) {
         cfg.mitm.set = true;
         cfg.mitm.unix_socket = true;

@@ -144,3 +144,17 @@ def kill_tree(p):
         os.killpg(p.pid, signal.SIGKILL)
     except OSError:
         pass
+
+
+@pytest.fixture(scope="session")
+def egress_lab():
+    """The egress tests' private network (egress_lab.py): HTTP, HTTPS, echo,
+    DNS and ssh servers in a network namespace of the test's own, where the
+    egress tests run cordon; started once, torn down at the end. Making the
+    namespace needs root."""
+    if not is_root():
+        pytest.skip("the egress lab needs root to make its own network namespace")
+    import egress_lab as lab_module
+    lab = lab_module.Lab()
+    yield lab
+    lab.stop()

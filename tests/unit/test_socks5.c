@@ -106,6 +106,7 @@ static const struct rcase request_cases[] = {
     R("domain", "\x05\x01\x00\x03\x0c" "allowed.test" "\x01\xbb", 19, SOCKS5_ATYP_DOMAIN, "allowed.test", 443),
     R("domain one byte", "\x05\x01\x00\x03\x01" "x" "\x00\x01", 8, SOCKS5_ATYP_DOMAIN, "x", 1),
     R("domain printable punctuation", "\x05\x01\x00\x03\x05" "!~a_." "\x00\x50", 12, SOCKS5_ATYP_DOMAIN, "!~a_.", 80),
+    R("domain UTF-8 passes (the policy maps it)", "\x05\x01\x00\x03\x07" "\xd0\xb0llow." "\x01\xbb", 14, SOCKS5_ATYP_DOMAIN, "\xd0\xb0llow.", 443),
     R("trailing bytes not read", "\x05\x01\x00\x01\x0a\x00\x00\x01\x00\x16" "SSH-2.0", 10, SOCKS5_ATYP_IPV4, "10.0.0.1", 22),
 
     E("empty", "", 0),
@@ -132,7 +133,7 @@ static const struct rcase request_cases[] = {
     E("domain with space", "\x05\x01\x00\x03\x05" "a b.c" "\x01\xbb", -SOCKS5_GENERAL_FAILURE),
     E("domain with control", "\x05\x01\x00\x03\x05" "a\nb.c" "\x01\xbb", -SOCKS5_GENERAL_FAILURE),
     E("domain with DEL", "\x05\x01\x00\x03\x05" "ab.c\x7f" "\x01\xbb", -SOCKS5_GENERAL_FAILURE),
-    E("domain with non-ASCII", "\x05\x01\x00\x03\x06" "\xd0\xb0llow" "\x01\xbb", -SOCKS5_GENERAL_FAILURE),
+    E("domain with DEL", "\x05\x01\x00\x03\x05" "al\x7fow" "\x01\xbb", -SOCKS5_GENERAL_FAILURE),
     E("IPv4 port 0", "\x05\x01\x00\x01\xc0\x00\x02\x01\x00\x00", -SOCKS5_GENERAL_FAILURE),
     E("domain port 0", "\x05\x01\x00\x03\x01" "x" "\x00\x00", -SOCKS5_GENERAL_FAILURE),
     E("IPv6 port 0", "\x05\x01\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00",
