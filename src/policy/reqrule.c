@@ -1,6 +1,8 @@
 /* reqrule.c: see reqrule.h. */
 #include "reqrule.h"
 
+#include "proxy/pathnorm.h"
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,17 @@
 static bool tchar(int c)
 {
     return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c);
+}
+
+static bool has_dot_segment(const char *p)
+{
+    for (const char *seg = p; (seg = strchr(seg, '/')) != NULL;) {
+        seg++;
+        size_t l = strcspn(seg, "/");
+        if ((l == 1 && seg[0] == '.') || (l == 2 && seg[0] == '.' && seg[1] == '.'))
+            return true;
+    }
+    return false;
 }
 
 int req_pattern_parse(const char *s, struct req_pattern *out, const char **why)
@@ -41,9 +54,21 @@ int req_pattern_parse(const char *s, struct req_pattern *out, const char **why)
             return -1;
         }
     }
+    /* Requests are matched in their canonical spelling (pathnorm.h), so a
+     * pattern is stored in it too ("/v1/%7euser" becomes "/v1/~user"), and a
+     * pattern no request could match ("/a/../b", "/a//b", "/a%2Fb") is an
+     * error rather than a rule that never fires. */
+    if (has_dot_segment(path)) {
+        *why = "the path pattern holds a \".\" or \"..\" segment";
+        return -1;
+    }
+    size_t np = 0;
+    char canon[PATH_MAX_TARGET + 1];
+    if (path_normalize(path, strlen(path), PATH_REFUSE, canon, sizeof(canon), &np, why) < 0)
+        return -1;
     memcpy(out->method, s, ml);
     out->method[ml] = '\0';
-    out->path = strdup(path);
+    out->path = strdup(canon);
     out->text = strdup(s);
     if (!out->path || !out->text) {
         req_pattern_free(out);

@@ -1174,6 +1174,9 @@ static int cross_checks(struct ctx *c)
     if (p->net.tls && p->net.mitm_socket)
         return fail(c, EINVAL, "/network: mitmProxy and tlsTerminate cannot be used together "
                                "(as in srt)");
+    if (p->net.nreq_rules && (p->net.http_proxy_port || p->net.socks_proxy_port))
+        return fail(c, EINVAL, "/network: requestRules cannot be enforced when httpProxyPort or "
+                               "socksProxyPort hands the filtering to an external proxy");
     if (p->net.tls_ca_key) {
         /* A user's CA key must never be readable inside the sandbox. */
         bool have = false;

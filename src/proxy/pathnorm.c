@@ -46,11 +46,55 @@ static int check_query(const char *q, size_t n, const char **why)
     return 0;
 }
 
+/* UTF-8 (RFC 3629) over the bytes that escapes spell: an overlong form
+ * ("%C0%AE" for ".") or a stray byte has more than one reading, depending on
+ * the server. need: continuation bytes still expected; lo/hi: the range of
+ * the next one. */
+struct utf8 {
+    int need;
+    unsigned char lo, hi;
+};
+
+static bool utf8_step(struct utf8 *u, int v)
+{
+    if (u->need > 0) {
+        if (v < u->lo || v > u->hi)
+            return false;
+        u->need--;
+        u->lo = 0x80;
+        u->hi = 0xbf;
+        return true;
+    }
+    u->lo = 0x80;
+    u->hi = 0xbf;
+    if (v < 0x80)
+        return true;
+    if (v >= 0xc2 && v <= 0xdf)
+        u->need = 1;
+    else if (v >= 0xe0 && v <= 0xef) {
+        u->need = 2;
+        if (v == 0xe0)
+            u->lo = 0xa0; /* overlong */
+        else if (v == 0xed)
+            u->hi = 0x9f; /* surrogates */
+    } else if (v >= 0xf0 && v <= 0xf4) {
+        u->need = 3;
+        if (v == 0xf0)
+            u->lo = 0x90; /* overlong */
+        else if (v == 0xf4)
+            u->hi = 0x8f; /* above U+10FFFF */
+    } else {
+        return false; /* a stray continuation, C0, C1, F5-FF */
+    }
+    return true;
+}
+
 /* Decode the path: unreserved escapes become their character, other escapes
  * keep upper-case hex; refuse what could be read two ways. */
 static long decode_path(const char *p, size_t n, char *dec, const char **why)
 {
     static const char hex[] = "0123456789ABCDEF";
+    struct utf8 u = { 0, 0x80, 0xbf };
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
@@ -58,6 +102,8 @@ static long decode_path(const char *p, size_t n, char *dec, const char **why)
             if (i + 2 >= n || hexval(p[i + 1]) < 0 || hexval(p[i + 2]) < 0)
                 REFUSE("a malformed percent-escape in the path");
             int v = hexval(p[i + 1]) * 16 + hexval(p[i + 2]);
+            if (!utf8_step(&u, v))
+                REFUSE("percent-escapes that are not UTF-8 (an overlong or stray byte)");
             if (v == '/' || v == '\\')
                 REFUSE("an encoded \"/\" or \"\\\" in the path");
             if (v == '.')
@@ -74,12 +120,16 @@ static long decode_path(const char *p, size_t n, char *dec, const char **why)
             i += 2;
             continue;
         }
+        if (u.need > 0)
+            REFUSE("percent-escapes that are not UTF-8 (a sequence cut short)");
         if (c == '\\')
             REFUSE("a \"\\\" in the path");
         if (c < 0x21 || c >= 0x7f)
             REFUSE("a control byte, space or non-ASCII byte in the path");
         dec[o++] = (char)c;
     }
+    if (u.need > 0)
+        REFUSE("percent-escapes that are not UTF-8 (a sequence cut short)");
     return (long)o;
 }
 

@@ -7,7 +7,8 @@
  * (RFC 3986 5.2.4). Refused as ambiguous: an encoded "/", "\" or "." in a path
  * (%2F, %5C, %2E), a raw "\", NUL and other control bytes raw or encoded,
  * ".." that would climb above the root, empty segments ("//"), a malformed
- * escape, and bytes outside printable ASCII. The query is kept as sent (after
+ * escape, escapes that do not spell UTF-8 (overlong "%C0%AE" for "."), and
+ * raw bytes outside printable ASCII. The query is kept as sent (after
  * the same control-byte check).
  */
 #ifndef CORDON_PATHNORM_H
