@@ -1,0 +1,87 @@
+"""git in a workspace without a repository (issue: workspace protection,
+"Done when" 3).
+
+A missing .git gets no placeholder, so `git init`, `git add` and `git commit`
+work. A repository created during the run could not be protected in advance:
+at exit cordon warns on stderr about every hook in it other than git's
+*.sample files (they will run outside the sandbox) and writes an "fs.hook"
+audit record with the path. Every test runs as root and as uid 65534.
+"""
+import json
+import os
+
+from workspace_util import GIT_ENV, host_run, private_registry
+
+
+def audit_records(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def hook_warnings(stderr):
+    return [l for l in stderr.splitlines() if "hook" in l and "warning" in l]
+
+
+def test_git_init_add_commit_work_and_new_hooks_are_reported(sb):
+    sb.write("home/ws/f.txt", "tracked\n")
+    audit = sb.path("outside", "audit.jsonl")
+    env, _ = private_registry(sb)
+    env.update(GIT_ENV)
+    script = (
+        "set -e\n"
+        "git init -q\n"
+        "git add f.txt\n"
+        "git commit -qm first\n"
+        "git log --format=%s\n"
+        "printf '#!/bin/sh\\nexit 0\\n' > .git/hooks/pre-commit\n"
+        "chmod +x .git/hooks/pre-commit\n"
+        "mkdir -p sub/dir\n"
+        "git init -q sub/dir/inner\n"
+        "printf '#!/bin/sh\\n' > sub/dir/inner/.git/hooks/post-checkout\n"
+        "echo '# edited' >> .git/hooks/pre-push.sample\n")
+    p = sb.run("--audit", audit, "--", "/bin/sh", "-c", script, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "first\n"
+    hooks = [os.path.join(sb.ws, ".git/hooks/pre-commit"),
+             os.path.join(sb.ws, "sub/dir/inner/.git/hooks/post-checkout")]
+    warns = hook_warnings(p.stderr)
+    assert len(warns) == 2, p.stderr
+    for h in hooks:
+        assert any(l.startswith("cordon: warning:") and l.endswith(h) for l in warns), p.stderr
+    assert ".sample" not in p.stderr
+    recs = [r for r in audit_records(audit) if r["event"] == "fs.hook"]
+    assert sorted(r["path"] for r in recs) == sorted(hooks), recs
+    for r in recs:
+        assert r["v"] == 1 and "ts" in r
+    # The repository is real on the host, and no placeholder is left.
+    log = host_run(sb, ["git", "-C", sb.ws, "log", "--format=%s"])
+    assert log.stdout == "first\n"
+    assert sorted(os.listdir(sb.ws)) == [".git", "f.txt", "sub"]
+
+
+def test_sample_hooks_and_no_hooks_are_not_reported(sb):
+    audit = sb.path("outside", "audit.jsonl")
+    p = sb.run("--audit", audit, "--", "/bin/sh", "-c",
+               "git init -q && echo '# edited' >> .git/hooks/pre-commit.sample && "
+               "cp .git/hooks/update.sample .git/hooks/my.sample && git init -q a/b",
+               env=GIT_ENV)
+    assert p.returncode == 0, p.stderr
+    assert hook_warnings(p.stderr) == [], p.stderr
+    assert [r for r in audit_records(audit) if r["event"] == "fs.hook"] == []
+    assert os.path.isfile(os.path.join(sb.ws, ".git", "hooks", "my.sample"))
+
+
+def test_hooks_of_a_repository_that_existed_at_start_cannot_be_written(sb):
+    """The counterpart: a repository that exists at start is protected, so
+    there is nothing to report at exit."""
+    host_run(sb, ["git", "init", "-q", sb.ws])
+    audit = sb.path("outside", "audit.jsonl")
+    p = sb.run("--audit", audit, "--", "/bin/sh", "-c",
+               "echo evil > .git/hooks/pre-commit; echo rc=$?", env=GIT_ENV)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "rc=2\n" and "Read-only file system" in p.stderr, p.stderr
+    assert hook_warnings(p.stderr) == []
+    assert [r for r in audit_records(audit) if r["event"] == "fs.hook"] == []
+    assert not os.path.exists(os.path.join(sb.ws, ".git", "hooks", "pre-commit"))
