@@ -33,6 +33,38 @@ struct cordon_strlist {
     size_t n, cap;
 };
 
+/* credentials.envVars[] and credentials.files[] (srt-compat.md 1.3). The
+ * values are read when a run starts (tls/creds.c), never here. */
+enum cred_no_match {
+    CRED_NOMATCH_ERROR, /* refuse to run (cordon's default) */
+    CRED_NOMATCH_WARN,  /* leave the value unmasked, with a warning (srt's default) */
+    CRED_NOMATCH_DENY,  /* treat it as mode "deny" */
+};
+
+struct cred_spec {
+    bool is_file;
+    char *name;                 /* envVars: the variable */
+    char *path;                 /* files: absolute, normalised */
+    char *label;                /* "credentials.envVars[0] (NAME)", for messages */
+    bool mask;                  /* false: mode "deny" */
+    char *extract;              /* a PCRE2 pattern with a capture group, or NULL */
+    enum cred_no_match on_no_match;
+    bool jwt;                   /* decode: "jwt" */
+    struct cordon_strlist mask_claims;
+    bool mask_duplicates;
+    struct net_entry *inject_hosts; /* explicit injectHosts, or a copy of allowedDomains */
+    size_t ninject_hosts;
+    bool inject_hosts_set;      /* given explicitly */
+};
+
+/* network.injectHeaders[]: the value is a template with ${env:NAME} and
+ * ${file:PATH}, expanded on the host when a run starts. */
+struct inject_header {
+    struct net_entry host;
+    char *header;
+    char *value;                /* the template, as written */
+};
+
 struct cordon_policy {
     enum cordon_policy_source source;
     char *source_path;  /* NULL for the embedded default */
@@ -82,10 +114,20 @@ struct cordon_policy {
         size_t nreq_rules;
         int path_mode;                   /* enum path_mode (ambiguousRequestTarget) */
         bool allow_plaintext_header_set; /* allowPlaintextHeaderSet */
+        /* credentials on the wire */
+        struct inject_header *inject_headers;
+        size_t ninject_headers;
+        struct cordon_strlist strip_request_headers; /* folded names */
         bool strict_allowlist;
         bool allow_all_unix_sockets;
         bool allow_local_binding;  /* accepted; the sandbox has its own loopback */
     } net;
+
+    struct {
+        struct cred_spec *v;
+        size_t n;
+        bool allow_plaintext_inject;
+    } creds;
 
     bool allow_nested_userns;
     int mandatory_deny_search_depth;

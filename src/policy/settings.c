@@ -17,6 +17,9 @@
 #include "core/err.h"
 
 #include <arpa/inet.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ctype.h>
@@ -37,6 +40,8 @@ struct ctx {
     struct cordon_policy *p;
     struct cordon_error *err;
     char ptr[2048];
+    struct cred_spec *cred;      /* the credentials entry being read */
+    struct inject_header *inj;   /* the injectHeaders entry being read */
 };
 
 static int fail(struct ctx *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -758,6 +763,151 @@ static int net_strip_response(struct ctx *c, json_t *v)
     return r;
 }
 
+/* ---- credentials on the wire (network.injectHeaders, stripRequestHeaders) --- */
+
+/* An HTTP field name (RFC 9110 5.1: a token). */
+static bool http_token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+            return false;
+    return true;
+}
+
+static int net_strip_request(struct ctx *c, json_t *v)
+{
+    struct cordon_strlist tmp = { 0 };
+    int r = parse_strings(c, v, &tmp);
+    for (size_t i = 0; r == 0 && i < tmp.n; i++) {
+        size_t old = ptr_push_index(c, i);
+        if (!http_token(tmp.v[i]))
+            r = fail(c, EINVAL, "\"%s\" is not a header name", tmp.v[i]);
+        ptr_pop(c, old);
+        fold_header(tmp.v[i]);
+        if (r == 0 && cordon_strlist_add(&c->p->net.strip_request_headers, tmp.v[i]) < 0)
+            r = fail(c, ENOMEM, "out of memory");
+    }
+    cordon_strlist_clear(&tmp);
+    return r;
+}
+
+/* "${env:NAME}" and "${file:PATH}"; "$$" is a literal "$". Only the form is
+ * checked here: the values are read when a run starts. */
+static int check_template(struct ctx *c, const char *t)
+{
+    for (const char *p = t; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return fail(c, EINVAL, "a header value may not hold control bytes");
+        if (*p != '$')
+            continue;
+        if (p[1] == '$') {
+            p++;
+            continue;
+        }
+        if (p[1] != '{')
+            return fail(c, EINVAL, "a \"$\" must start ${env:NAME} or ${file:PATH} (write "
+                                   "\"$$\" for a literal \"$\")");
+        const char *end = strchr(p, '}');
+        if (!end)
+            return fail(c, EINVAL, "an unterminated \"${\"");
+        if (strncmp(p + 2, "env:", 4) == 0) {
+            const char *n = p + 6;
+            if (n == end || !(isalpha((unsigned char)*n) || *n == '_'))
+                return fail(c, EINVAL, "${env:NAME} needs a variable name");
+            for (const char *q = n; q < end; q++)
+                if (!isalnum((unsigned char)*q) && *q != '_')
+                    return fail(c, EINVAL, "${env:NAME}: \"%.*s\" is not a variable name",
+                                (int)(end - n), n);
+        } else if (strncmp(p + 2, "file:", 5) == 0) {
+            if (end == p + 7)
+                return fail(c, EINVAL, "${file:PATH} needs a path");
+        } else {
+            return fail(c, EINVAL, "unknown substitution \"%.*s\" (expected ${env:NAME} or "
+                                   "${file:PATH})", (int)(end - p + 1), p);
+        }
+        p = end;
+    }
+    return 0;
+}
+
+static int inj_host(struct ctx *c, json_t *v)
+{
+    const char *s, *why = NULL;
+    int r = want_string(c, v, &s);
+    if (r < 0)
+        return r;
+    net_entry_free(&c->inj->host);
+    if (net_entry_parse(s, false, &c->inj->host, &why) < 0)
+        return fail(c, EINVAL, "\"%s\": %s", s, why);
+    return 0;
+}
+
+static int inj_header(struct ctx *c, json_t *v)
+{
+    const char *s;
+    int r = want_string(c, v, &s);
+    if (r < 0)
+        return r;
+    if (!http_token(s))
+        return fail(c, EINVAL, "\"%s\" is not a header name", s);
+    static const char *const framing[] = { "host", "content-length", "transfer-encoding",
+                                           "connection", "upgrade", "te", "trailer",
+                                           "keep-alive", "proxy-connection", "expect" };
+    for (size_t i = 0; i < ARRAY_SIZE(framing); i++)
+        if (strcasecmp(s, framing[i]) == 0)
+            return fail(c, EINVAL, "\"%s\" frames or routes the request and cannot be injected",
+                        s);
+    free(c->inj->header);
+    c->inj->header = strdup(s);
+    return c->inj->header ? 0 : fail(c, ENOMEM, "out of memory");
+}
+
+static int inj_value(struct ctx *c, json_t *v)
+{
+    const char *s;
+    int r = want_string(c, v, &s);
+    if (r < 0)
+        return r;
+    if ((r = check_template(c, s)) < 0)
+        return r;
+    free(c->inj->value);
+    c->inj->value = strdup(s);
+    return c->inj->value ? 0 : fail(c, ENOMEM, "out of memory");
+}
+
+static const struct key inject_keys[] = {
+    { "host", KEY_IMPL, inj_host, NULL, NULL },
+    { "header", KEY_IMPL, inj_header, NULL, NULL },
+    { "value", KEY_IMPL, inj_value, NULL, NULL },
+};
+
+static int net_inject_headers(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of {\"host\", \"header\", \"value\"}");
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        struct inject_header *nv = realloc(c->p->net.inject_headers,
+                                           (c->p->net.ninject_headers + 1) * sizeof(*nv));
+        if (!nv)
+            return fail(c, ENOMEM, "out of memory");
+        c->p->net.inject_headers = nv;
+        c->inj = &nv[c->p->net.ninject_headers++];
+        memset(c->inj, 0, sizeof(*c->inj));
+        if ((r = walk_object(c, e, inject_keys, ARRAY_SIZE(inject_keys))) < 0)
+            return r;
+        if (!c->inj->host.text || !c->inj->header || !c->inj->value)
+            return fail(c, EINVAL, "an entry needs \"host\", \"header\" and \"value\"");
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
 /* ---- request rules --------------------------------------------------------- */
 
 static int rule_patterns(struct ctx *c, json_t *v, struct req_pattern **out, size_t *n)
@@ -927,8 +1077,8 @@ static const struct key net_keys[] = {
     { "dnsServers", KEY_IMPL, net_dns_servers, NULL, NULL },
     { "upstreamCaFile", KEY_IMPL, net_upstream_ca, NULL, NULL },
     { "requestRules", KEY_IMPL, net_request_rules, NULL, NULL },
-    { "injectHeaders", KEY_UNSUPPORTED, NULL, "credential injection", "[]" },
-    { "stripRequestHeaders", KEY_UNSUPPORTED, NULL, "credential injection", "[]" },
+    { "injectHeaders", KEY_IMPL, net_inject_headers, NULL, NULL },
+    { "stripRequestHeaders", KEY_IMPL, net_strip_request, NULL, NULL },
     { "transparent", KEY_UNSUPPORTED, NULL, "transparent capture", "false" },
     { "hostPorts", KEY_UNSUPPORTED, NULL, "host ports", "[]" },
     { "publishPorts", KEY_UNSUPPORTED, NULL, "published ports", "[]" },
@@ -937,6 +1087,242 @@ static const struct key net_keys[] = {
 static int parse_network(struct ctx *c, json_t *v)
 {
     return walk_object(c, v, net_keys, ARRAY_SIZE(net_keys));
+}
+
+/* ---- credentials (srt-compat.md 1.3) ------------------------------------- */
+
+static int cred_name(struct ctx *c, json_t *v)
+{
+    const char *s;
+    int r = want_string(c, v, &s);
+    if (r < 0)
+        return r;
+    if (!(isalpha((unsigned char)s[0]) || s[0] == '_'))
+        return fail(c, EINVAL, "\"%s\" is not a POSIX variable name", s);
+    for (const char *q = s; *q; q++)
+        if (!isalnum((unsigned char)*q) && *q != '_')
+            return fail(c, EINVAL, "\"%s\" is not a POSIX variable name", s);
+    free(c->cred->name);
+    c->cred->name = strdup(s);
+    return c->cred->name ? 0 : fail(c, ENOMEM, "out of memory");
+}
+
+static int cred_path(struct ctx *c, json_t *v)
+{
+    const char *s;
+    int r = want_string(c, v, &s);
+    if (r < 0)
+        return r;
+    size_t n = strlen(s);
+    if (n && s[n - 1] == '/')
+        return fail(c, EINVAL, "\"%s\": a credential file, not a directory (no trailing \"/\")",
+                    s);
+    return abs_path(c, v, &c->cred->path);
+}
+
+static int cred_mode(struct ctx *c, json_t *v)
+{
+    const char *s;
+    int r = want_string(c, v, &s);
+    if (r < 0)
+        return r;
+    if (strcmp(s, "deny") == 0)
+        c->cred->mask = false;
+    else if (strcmp(s, "mask") == 0)
+        c->cred->mask = true;
+    else
+        return fail(c, EINVAL, "expected \"deny\" or \"mask\"");
+    return 0;
+}
+
+static int cred_extract(struct ctx *c, json_t *v)
+{
+    const char *s;
+    int r = want_string(c, v, &s);
+    if (r < 0)
+        return r;
+    int ec = 0;
+    PCRE2_SIZE off = 0;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)s, PCRE2_ZERO_TERMINATED, 0, &ec, &off, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(ec, msg, sizeof(msg));
+        return fail(c, EINVAL, "not a valid regular expression at offset %zu: %s", (size_t)off,
+                    (const char *)msg);
+    }
+    uint32_t groups = 0;
+    pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &groups);
+    pcre2_code_free(re);
+    if (groups < 1)
+        return fail(c, EINVAL, "the expression needs a capture group: group 1 is what is masked");
+    free(c->cred->extract);
+    c->cred->extract = strdup(s);
+    return c->cred->extract ? 0 : fail(c, ENOMEM, "out of memory");
+}
+
+static int cred_no_match(struct ctx *c, json_t *v)
+{
+    const char *s;
+    int r = want_string(c, v, &s);
+    if (r < 0)
+        return r;
+    if (strcmp(s, "error") == 0)
+        c->cred->on_no_match = CRED_NOMATCH_ERROR;
+    else if (strcmp(s, "warn") == 0)
+        c->cred->on_no_match = CRED_NOMATCH_WARN;
+    else if (strcmp(s, "deny") == 0)
+        c->cred->on_no_match = CRED_NOMATCH_DENY;
+    else
+        return fail(c, EINVAL, "expected \"error\", \"warn\" or \"deny\"");
+    return 0;
+}
+
+static int cred_decode(struct ctx *c, json_t *v)
+{
+    const char *s;
+    int r = want_string(c, v, &s);
+    if (r < 0)
+        return r;
+    if (strcmp(s, "jwt") != 0)
+        return fail(c, EINVAL, "expected \"jwt\"");
+    c->cred->jwt = true;
+    return 0;
+}
+
+static int cred_mask_claims(struct ctx *c, json_t *v)
+{
+    int r = parse_strings(c, v, &c->cred->mask_claims);
+    if (r < 0)
+        return r;
+    if (c->cred->mask_claims.n == 0)
+        return fail(c, EINVAL, "an empty list masks nothing (leave the key out)");
+    return 0;
+}
+
+static int cred_mask_dups(struct ctx *c, json_t *v)
+{
+    return parse_bool(c, v, &c->cred->mask_duplicates);
+}
+
+static int host_entries(struct ctx *c, json_t *v, struct net_entry **out, size_t *n)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of hosts");
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        const char *s, *why = NULL;
+        if ((r = want_string(c, e, &s)) < 0)
+            return r;
+        struct net_entry ent;
+        if (net_entry_parse(s, false, &ent, &why) < 0)
+            return fail(c, EINVAL, "\"%s\": %s", s, why);
+        struct net_entry *nv = realloc(*out, (*n + 1) * sizeof(*nv));
+        if (!nv) {
+            net_entry_free(&ent);
+            return fail(c, ENOMEM, "out of memory");
+        }
+        *out = nv;
+        nv[(*n)++] = ent;
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static int cred_inject_hosts(struct ctx *c, json_t *v)
+{
+    int r = host_entries(c, v, &c->cred->inject_hosts, &c->cred->ninject_hosts);
+    if (r < 0)
+        return r;
+    if (c->cred->ninject_hosts == 0)
+        return fail(c, EINVAL, "an empty list would inject nowhere (leave the key out to use "
+                               "allowedDomains)");
+    c->cred->inject_hosts_set = true;
+    return 0;
+}
+
+static const struct key cred_env_keys[] = {
+    { "name", KEY_IMPL, cred_name, NULL, NULL },
+    { "mode", KEY_IMPL, cred_mode, NULL, NULL },
+    { "extract", KEY_IMPL, cred_extract, NULL, NULL },
+    { "onExtractNoMatch", KEY_IMPL, cred_no_match, NULL, NULL },
+    { "decode", KEY_IMPL, cred_decode, NULL, NULL },
+    { "maskClaims", KEY_IMPL, cred_mask_claims, NULL, NULL },
+    { "injectHosts", KEY_IMPL, cred_inject_hosts, NULL, NULL },
+};
+
+static const struct key cred_file_keys[] = {
+    { "path", KEY_IMPL, cred_path, NULL, NULL },
+    { "mode", KEY_IMPL, cred_mode, NULL, NULL },
+    { "extract", KEY_IMPL, cred_extract, NULL, NULL },
+    { "onExtractNoMatch", KEY_IMPL, cred_no_match, NULL, NULL },
+    { "decode", KEY_IMPL, cred_decode, NULL, NULL },
+    { "maskClaims", KEY_IMPL, cred_mask_claims, NULL, NULL },
+    { "maskDuplicates", KEY_IMPL, cred_mask_dups, NULL, NULL },
+    { "injectHosts", KEY_IMPL, cred_inject_hosts, NULL, NULL },
+};
+
+static int cred_list(struct ctx *c, json_t *v, bool files)
+{
+    int r = want(c, v, JSON_ARRAY, files ? "an array of {\"path\", \"mode\", ...}"
+                                         : "an array of {\"name\", \"mode\", ...}");
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        struct cred_spec *nv = realloc(c->p->creds.v, (c->p->creds.n + 1) * sizeof(*nv));
+        if (!nv)
+            return fail(c, ENOMEM, "out of memory");
+        c->p->creds.v = nv;
+        c->cred = &nv[c->p->creds.n++];
+        memset(c->cred, 0, sizeof(*c->cred));
+        c->cred->is_file = files;
+        if (!json_object_get(e, "mode") && json_is_object(e))
+            return fail(c, EINVAL, "an entry needs \"mode\" (\"deny\" or \"mask\")");
+        r = files ? walk_object(c, e, cred_file_keys, ARRAY_SIZE(cred_file_keys))
+                  : walk_object(c, e, cred_env_keys, ARRAY_SIZE(cred_env_keys));
+        if (r < 0)
+            return r;
+        struct cred_spec *cs = c->cred;
+        if (files ? !cs->path : !cs->name)
+            return fail(c, EINVAL, "an entry needs \"%s\"", files ? "path" : "name");
+        if (cs->mask_claims.n && !cs->jwt)
+            return fail(c, EINVAL, "maskClaims needs decode: \"jwt\"");
+        if (!cs->mask && (cs->extract || cs->jwt || cs->inject_hosts_set || cs->mask_duplicates))
+            return fail(c, EINVAL, "mode \"deny\" takes no extract, decode, maskDuplicates or "
+                                   "injectHosts");
+        if (asprintf(&cs->label, "credentials.%s[%zu] (%s)", files ? "files" : "envVars", i,
+                     files ? cs->path : cs->name) < 0) {
+            cs->label = NULL;
+            return fail(c, ENOMEM, "out of memory");
+        }
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static int cred_env_vars(struct ctx *c, json_t *v) { return cred_list(c, v, false); }
+static int cred_files(struct ctx *c, json_t *v) { return cred_list(c, v, true); }
+static int cred_plaintext(struct ctx *c, json_t *v)
+{
+    return parse_bool(c, v, &c->p->creds.allow_plaintext_inject);
+}
+
+static const struct key cred_keys[] = {
+    { "envVars", KEY_IMPL, cred_env_vars, NULL, NULL },
+    { "files", KEY_IMPL, cred_files, NULL, NULL },
+    { "allowPlaintextInject", KEY_IMPL, cred_plaintext, NULL, NULL },
+    { "awsPairs", KEY_UNSUPPORTED, NULL, "SigV4 re-signing", "[]" },
+    { "sigv4", KEY_UNSUPPORTED, NULL, "SigV4 re-signing", "{}" },
+};
+
+static int top_credentials(struct ctx *c, json_t *v)
+{
+    return walk_object(c, v, cred_keys, ARRAY_SIZE(cred_keys));
 }
 
 /* ---- top level ----------------------------------------------------------- */
@@ -1091,7 +1477,7 @@ static const struct key top_keys[] = {
     { "mandatoryDenySearchDepth", KEY_IMPL, top_depth, NULL, NULL },
     { "git", KEY_IMPL, top_git, NULL, NULL },
     { "ignoreViolations", KEY_IMPL, top_ignore_violations, NULL, NULL },
-    { "credentials", KEY_UNSUPPORTED, NULL, "credential masking", "{}" },
+    { "credentials", KEY_IMPL, top_credentials, NULL, NULL },
     { "enableWeakerNestedSandbox", KEY_UNSUPPORTED, NULL,
       "cordon does not weaken /proc or user-namespace isolation", "false" },
     { "limits", KEY_IMPL, top_limits, NULL, NULL },
@@ -1166,6 +1552,117 @@ nomem:
     return cordon_err_set(err, ENOMEM, "out of memory");
 }
 
+/* Does entry a (an allowedDomains or excludeDomains entry) cover every host
+ * and port entry b covers? b without a port covers the host on any port. */
+static bool entry_covers(const struct net_entry *a, const struct net_entry *b,
+                         const struct net_rules *rules)
+{
+    bool host = false;
+    switch (a->kind) {
+    case HOST_NAME:
+    case HOST_IPV4:
+    case HOST_IPV6:
+        host = b->kind == a->kind && strcmp(a->host, b->host) == 0;
+        break;
+    case HOST_WILDCARD: {
+        size_t al = strlen(a->host), bl = strlen(b->host);
+        bool sub = bl > al && b->host[bl - al - 1] == '.' && strcmp(b->host + bl - al, a->host) == 0;
+        host = (b->kind == HOST_NAME && sub) ||
+               (b->kind == HOST_WILDCARD && (sub || strcmp(a->host, b->host) == 0));
+        break;
+    }
+    case HOST_ANY:
+        host = b->kind != HOST_ANY;
+        break;
+    }
+    if (!host || b->port == 0 || !rules)
+        return host;
+    if (a->port)
+        return a->port == b->port;
+    for (size_t i = 0; i < rules->ndefault; i++)
+        if (rules->default_ports[i] == b->port)
+            return true;
+    return false;
+}
+
+static bool covered_by_any(const struct net_entry *b, const struct net_entry *list, size_t n,
+                           const struct net_rules *rules)
+{
+    for (size_t i = 0; i < n; i++)
+        if (entry_covers(&list[i], b, rules))
+            return true;
+    return false;
+}
+
+static int cred_checks(struct ctx *c)
+{
+    struct cordon_policy *p = c->p;
+    bool any_mask = false;
+    for (size_t i = 0; i < p->creds.n; i++) {
+        struct cred_spec *cs = &p->creds.v[i];
+        snprintf(c->ptr, sizeof(c->ptr), "/credentials/%s/%zu", cs->is_file ? "files" : "envVars",
+                 i);
+        if (!cs->mask) {
+            bool have = false;
+            for (size_t k = 0; cs->is_file && k < p->fs.deny_read.n; k++)
+                have |= strcmp(p->fs.deny_read.v[k].path, cs->path) == 0;
+            if (cs->is_file && !have &&
+                cordon_pathlist_add(&p->fs.deny_read, cs->path, cs->path, true) < 0)
+                return fail(c, ENOMEM, "out of memory");
+            continue;
+        }
+        any_mask = true;
+        if (!cs->inject_hosts_set) {
+            /* srt: allowedDomains with ports stripped. */
+            for (size_t k = 0; k < p->net.rules.nallow; k++) {
+                struct net_entry e = p->net.rules.allow[k];
+                e.port = 0;
+                e.text = strdup(e.text);
+                struct net_entry *nv = realloc(cs->inject_hosts,
+                                               (cs->ninject_hosts + 1) * sizeof(*nv));
+                if (!e.text || !nv) {
+                    free(e.text);
+                    if (nv)
+                        cs->inject_hosts = nv;
+                    return fail(c, ENOMEM, "out of memory");
+                }
+                cs->inject_hosts = nv;
+                nv[cs->ninject_hosts++] = e;
+            }
+            continue;
+        }
+        for (size_t k = 0; k < cs->ninject_hosts; k++) {
+            const struct net_entry *e = &cs->inject_hosts[k];
+            snprintf(c->ptr, sizeof(c->ptr), "/credentials/%s/%zu/injectHosts/%zu",
+                     cs->is_file ? "files" : "envVars", i, k);
+            if (!covered_by_any(e, p->net.rules.allow, p->net.rules.nallow, NULL))
+                return fail(c, EINVAL, "\"%s\" is not covered by network.allowedDomains", e->text);
+            if (p->net.tls && covered_by_any(e, p->net.tls_exclude, p->net.ntls_exclude, NULL))
+                return fail(c, EINVAL, "\"%s\" is in tlsTerminate.excludeDomains, so nothing "
+                                       "could be injected there", e->text);
+        }
+    }
+    c->ptr[0] = '\0';
+    if (any_mask && !p->net.tls && !p->creds.allow_plaintext_inject)
+        return fail(c, EINVAL, "/credentials: masking needs network.tlsTerminate, or "
+                               "credentials.allowPlaintextInject for plain HTTP only (as in srt)");
+    for (size_t i = 0; i < p->net.ninject_headers; i++) {
+        const struct inject_header *ih = &p->net.inject_headers[i];
+        snprintf(c->ptr, sizeof(c->ptr), "/network/injectHeaders/%zu/host", i);
+        if (!p->net.tls && !p->net.allow_plaintext_header_set)
+            return fail(c, EINVAL, "injecting headers needs network.tlsTerminate, or "
+                                   "network.allowPlaintextHeaderSet for plain HTTP only");
+        if (p->net.tls && covered_by_any(&ih->host, p->net.tls_exclude, p->net.ntls_exclude, NULL))
+            return fail(c, EINVAL, "\"%s\" is in tlsTerminate.excludeDomains, so nothing could "
+                                   "be injected there", ih->host.text);
+    }
+    c->ptr[0] = '\0';
+    if ((any_mask || p->net.ninject_headers) && (p->net.http_proxy_port || p->net.socks_proxy_port))
+        return fail(c, EINVAL, "/network: credentials cannot be injected when httpProxyPort or "
+                               "socksProxyPort hands the traffic to an external proxy");
+    return 0;
+}
+
 /* Rules that span keys (srt-compat.md 1.1, 1.3). */
 static int cross_checks(struct ctx *c)
 {
@@ -1174,6 +1671,9 @@ static int cross_checks(struct ctx *c)
     if (p->net.tls && p->net.mitm_socket)
         return fail(c, EINVAL, "/network: mitmProxy and tlsTerminate cannot be used together "
                                "(as in srt)");
+    int cr = cred_checks(c);
+    if (cr < 0)
+        return cr;
     if (p->net.nreq_rules && (p->net.http_proxy_port || p->net.socks_proxy_port))
         return fail(c, EINVAL, "/network: requestRules cannot be enforced when httpProxyPort or "
                                "socksProxyPort hands the filtering to an external proxy");
@@ -1424,6 +1924,25 @@ void cordon_policy_free(cordon_policy *p)
     cordon_strlist_clear(&p->net.tls_extra_ca);
     free(p->net.upstream_ca_file);
     cordon_strlist_clear(&p->net.strip_response_headers);
+    cordon_strlist_clear(&p->net.strip_request_headers);
+    for (size_t i = 0; i < p->net.ninject_headers; i++) {
+        net_entry_free(&p->net.inject_headers[i].host);
+        free(p->net.inject_headers[i].header);
+        free(p->net.inject_headers[i].value);
+    }
+    free(p->net.inject_headers);
+    for (size_t i = 0; i < p->creds.n; i++) {
+        struct cred_spec *cs = &p->creds.v[i];
+        free(cs->name);
+        free(cs->path);
+        free(cs->label);
+        free(cs->extract);
+        cordon_strlist_clear(&cs->mask_claims);
+        for (size_t k = 0; k < cs->ninject_hosts; k++)
+            net_entry_free(&cs->inject_hosts[k]);
+        free(cs->inject_hosts);
+    }
+    free(p->creds.v);
     for (size_t i = 0; i < p->net.nreq_rules; i++)
         req_rule_free(&p->net.req_rules[i]);
     free(p->net.req_rules);
@@ -1556,6 +2075,16 @@ char *cordon_policy_to_json(const cordon_policy *p)
                             json_boolean(p->net.refuse_opaque_tunnels));
         json_object_set_new(net, "stripResponseHeaders",
                             strings_json(&p->net.strip_response_headers));
+        json_object_set_new(net, "stripRequestHeaders",
+                            strings_json(&p->net.strip_request_headers));
+        json_t *ih = json_array();
+        for (size_t i = 0; ih && i < p->net.ninject_headers; i++)
+            /* A value may hold a literal secret: never printed. */
+            json_array_append_new(ih, json_pack("{s:s, s:s, s:s}", "host",
+                                                p->net.inject_headers[i].host.text, "header",
+                                                p->net.inject_headers[i].header, "value",
+                                                "<hidden>"));
+        json_object_set_new(net, "injectHeaders", ih);
         if (p->net.upstream_ca_file)
             json_object_set_new(net, "upstreamCaFile", json_string(p->net.upstream_ca_file));
         if (p->net.tls) {
@@ -1596,6 +2125,39 @@ char *cordon_policy_to_json(const cordon_policy *p)
     }
     if (p->ignore_violations)
         json_object_set(root, "ignoreViolations", p->ignore_violations);
+    if (p->creds.n || p->creds.allow_plaintext_inject) {
+        json_t *ev = json_array(), *fv = json_array();
+        static const char *const nm[] = { "error", "warn", "deny" };
+        for (size_t i = 0; ev && fv && i < p->creds.n; i++) {
+            const struct cred_spec *cs = &p->creds.v[i];
+            json_t *o = json_pack("{s:s}", "mode", cs->mask ? "mask" : "deny");
+            if (!o)
+                continue;
+            json_object_set_new(o, cs->is_file ? "path" : "name",
+                                json_string(cs->is_file ? cs->path : cs->name));
+            if (cs->mask) {
+                if (cs->extract)
+                    json_object_set_new(o, "extract", json_string(cs->extract));
+                json_object_set_new(o, "onExtractNoMatch", json_string(nm[cs->on_no_match]));
+                if (cs->jwt)
+                    json_object_set_new(o, "decode", json_string("jwt"));
+                if (cs->mask_claims.n)
+                    json_object_set_new(o, "maskClaims", strings_json(&cs->mask_claims));
+                if (cs->mask_duplicates)
+                    json_object_set_new(o, "maskDuplicates", json_true());
+                if (cs->inject_hosts_set) { /* else allowedDomains, as loaded */
+                    json_t *h = json_array();
+                    for (size_t k = 0; h && k < cs->ninject_hosts; k++)
+                        json_array_append_new(h, json_string(cs->inject_hosts[k].text));
+                    json_object_set_new(o, "injectHosts", h);
+                }
+            }
+            json_array_append_new(cs->is_file ? fv : ev, o);
+        }
+        json_object_set_new(root, "credentials",
+                            json_pack("{s:o*, s:o*, s:b}", "envVars", ev, "files", fv,
+                                      "allowPlaintextInject", p->creds.allow_plaintext_inject));
+    }
     json_t *lim = json_object();
     for (int i = 0; lim && i < 5; i++) {
         if (!p->limits[i].set)

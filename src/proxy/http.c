@@ -929,6 +929,12 @@ static int hexval(char ch)
 
 long http_chunked_feed(struct http_chunked *c, const char *buf, size_t n, bool *done)
 {
+    return http_chunked_decode(c, buf, n, done, NULL, NULL);
+}
+
+long http_chunked_decode(struct http_chunked *c, const char *buf, size_t n, bool *done,
+                         int (*data)(void *ud, const char *p, size_t n), void *ud)
+{
     if (!c || (!buf && n))
         return -1;
     if (c->state == CK_ERROR || c->state < 0 || c->state > CK_ERROR)
@@ -942,6 +948,8 @@ long http_chunked_feed(struct http_chunked *c, const char *buf, size_t n, bool *
         case CK_DATA: {
             size_t avail = n - i;
             size_t take = c->remaining < avail ? (size_t)c->remaining : avail;
+            if (data && take && data(ud, buf + i, take) < 0)
+                return chunk_fail(c, done);
             i += take;
             c->remaining -= take;
             c->total += take;

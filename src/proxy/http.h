@@ -134,4 +134,9 @@ struct http_chunked {
  * after that point are not consumed. */
 long http_chunked_feed(struct http_chunked *c, const char *buf, size_t n, bool *done);
 
+/* The same, also handing every run of chunk data (the decoded body) to
+ * data(ud, p, n); a negative return from data fails the feed (-1). */
+long http_chunked_decode(struct http_chunked *c, const char *buf, size_t n, bool *done,
+                         int (*data)(void *ud, const char *p, size_t n), void *ud);
+
 #endif

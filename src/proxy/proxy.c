@@ -26,6 +26,8 @@
 #include "http.h"
 #include "pathnorm.h"
 #include "socks5.h"
+#include "subst.h"
+#include "tls/creds.h"
 #include "tls/tls.h"
 #include "core/cleanup.h"
 #include "core/err.h"
@@ -105,6 +107,10 @@ struct flow {
     bool pipe_full;
     uint64_t bytes;
     uint64_t limit;        /* request rules: bytes this body may carry (UINT64_MAX: any) */
+    /* credentials: the body is decoded, its sentinels replaced, and sent
+     * chunked (or with its length when no replacement changes it) */
+    struct subst *xf;
+    bool xf_chunked, xf_ended;
 };
 
 struct proxy;
@@ -145,6 +151,16 @@ struct conn {
     char tls_fail_buf[640];
     bool kick;              /* OpenSSL holds decrypted bytes poll cannot see */
     struct conn *kick_next;
+
+    /* credentials for the current request (tls/creds.h) */
+    struct subst_pair *cred_pairs;   /* sentinel -> real, of the secrets of this host */
+    size_t ncred_pairs;
+    const struct cred_header **cred_hdrs; /* headers injected toward this host */
+    size_t ncred_hdrs;
+    struct subst_pair *cred_back;    /* real -> stand-in, for what the response echoes */
+    size_t ncred_back;
+    bool cred_host;          /* a credential belongs to this host: client ones are stripped */
+    json_t *cred_audit;      /* {"injected": [...], "stripped": [...]} for net.request */
 
     /* request rules in force for the current request */
     int lim_rules[8];
@@ -204,6 +220,7 @@ static void conn_close(struct conn *c);
 static void on_timeout(uv_timer_t *t);
 static void kick(struct conn *c);
 static void start_connect(struct conn *c);
+static int cred_claim(const struct proxy_config *cfg, const struct net_target *t);
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -484,6 +501,8 @@ static void audit_request(struct conn *c, int status, bool allow, const char *re
         json_object_set_new(f, "rule", json_string(rule));
     if (reason)
         json_object_set_new(f, "reason", json_string(reason));
+    if (c->cred_audit)
+        json_object_update(f, c->cred_audit);
     audit_emit(c->px->cfg.audit, "net.request", allow, f);
 }
 
@@ -1054,6 +1073,18 @@ static void decide(struct conn *c)
                 return;
             }
         }
+        /* Nor around a credential: the client's own key would pass through
+         * unseen (T21). A host in excludeDomains that only the default
+         * injectHosts (allowedDomains) names is the user's choice to leave
+         * alone. */
+        int claim = cred_claim(&c->px->cfg, &c->target);
+        if (claim == 2 || (claim == 1 && !tls_excluded(&c->px->cfg, &c->target))) {
+            refuse(c, "blocked-by-rule",
+                   "credentials are injected toward this host, so its traffic must be "
+                   "intercepted (set network.tlsTerminate; the host must not be in "
+                   "excludeDomains)");
+            return;
+        }
     }
     if (c->px->cfg.refuse_opaque && ((tunnel && !c->intercept) || c->kind == PROXY_SOCKS5)) {
         /* srt's refuseOpaqueTunnels: only tunnels whose TLS cordon
@@ -1260,8 +1291,136 @@ static void start_connect(struct conn *c)
 
 /* Move bytes of one message body or tunnel from src to dst. Returns 1 when
  * progress was made, 0 when blocked, -1 on a fatal error. */
+/* Output of a body transform: raw, or one chunk per run. */
+struct xf_out {
+    struct ep *dst;
+    bool chunked;
+};
+
+static int xf_emit(void *ud, const char *p, size_t n)
+{
+    struct xf_out *o = ud;
+    if (n == 0)
+        return 0;
+    if (o->chunked) {
+        char line[24];
+        int l = snprintf(line, sizeof(line), "%zx\r\n", n);
+        if (ep_append_out(o->dst, line, (size_t)l) < 0 || ep_append_out(o->dst, p, n) < 0 ||
+            ep_append_out(o->dst, "\r\n", 2) < 0)
+            return -1;
+        return 0;
+    }
+    return ep_append_out(o->dst, p, n);
+}
+
+struct xf_feed {
+    struct subst *x;
+    struct xf_out *out;
+};
+
+static int xf_data(void *ud, const char *p, size_t n)
+{
+    struct xf_feed *fd = ud;
+    return subst_feed(fd->x, p, n, xf_emit, fd->out);
+}
+
+/* relay() for a body whose secrets are replaced (credentials): the body is
+ * decoded from its framing (Content-Length, chunked, or until close), run
+ * through the replacer, and framed again (chunked, or as it came when no
+ * replacement changes the length). Trailers of a chunked body are not
+ * forwarded. The flow becomes FLOW_DONE only once the whole output,
+ * terminator included, is queued. Never spliced; reading stops while output
+ * waits, so memory stays bounded. */
+static int relay_xf(struct ep *src, struct ep *dst, struct flow *f, uint64_t *total)
+{
+    int progress = 0;
+    struct xf_out out = { dst, f->xf_chunked };
+    struct xf_feed feed = { f->xf, &out };
+    for (int rounds = 0; rounds < 16; rounds++) {
+        if (ep_has_out(dst)) {
+            int w = ep_flush(dst);
+            if (w < 0)
+                return -1;
+            if (w > 0)
+                return progress;
+            progress = 1;
+        }
+        if (f->mode == FLOW_DONE || f->mode == FLOW_IDLE)
+            return progress;
+        if (f->xf_ended) {
+            /* the input ended: the rest of the output, then done */
+            if (subst_end(f->xf, xf_emit, &out) < 0 ||
+                (f->xf_chunked && ep_append_out(dst, "0\r\n\r\n", 5) < 0))
+                return -1;
+            f->mode = FLOW_DONE;
+            progress = 1;
+            continue;
+        }
+        if (src->eof) {
+            if (f->mode != FLOW_RAW)
+                return progress; /* cut short: the caller sees EOF */
+            f->xf_ended = true;
+            continue;
+        }
+        if (f->limit != UINT64_MAX && f->bytes >= f->limit)
+            return -2;
+        const char *data;
+        size_t n;
+        bool buffered = src->inlen > 0;
+        if (buffered) {
+            data = src->in;
+            n = src->inlen;
+        } else {
+            ssize_t r = ep_recv(src, g_scratch, SCRATCH_SIZE);
+            if (r < 0)
+                return errno == EAGAIN ? progress : -1;
+            if (r == 0) {
+                src->eof = true;
+                progress = 1;
+                continue;
+            }
+            data = g_scratch;
+            n = (size_t)r;
+        }
+        size_t used;
+        if (f->mode == FLOW_CHUNKED) {
+            bool done = false;
+            long k = http_chunked_decode(&f->ck, data, n, &done, xf_data, &feed);
+            if (k < 0)
+                return -1;
+            used = (size_t)k;
+            f->xf_ended = done;
+        } else {
+            used = n;
+            if (f->mode == FLOW_LENGTH && n > f->remaining)
+                used = (size_t)f->remaining;
+            if (f->limit != UINT64_MAX && f->bytes + used > f->limit)
+                return -2;
+            if (subst_feed(f->xf, data, used, xf_emit, &out) < 0)
+                return -1;
+            if (f->mode == FLOW_LENGTH) {
+                f->remaining -= used;
+                f->xf_ended = f->remaining == 0;
+            }
+        }
+        if (f->limit != UINT64_MAX && f->bytes + used > f->limit)
+            return -2;
+        f->bytes += used;
+        *total += used;
+        if (buffered) {
+            ep_consume_in(src, used);
+        } else if (used < n && ep_push_in(src, data + used, n - used) < 0) {
+            return -1; /* bytes of the next message */
+        }
+        progress = 1;
+    }
+    return progress;
+}
+
 static int relay(struct ep *src, struct ep *dst, struct flow *f, uint64_t *total)
 {
+    if (f->xf)
+        return relay_xf(src, dst, f, total);
     if (f->mode == FLOW_IDLE)
         return 0;
     int progress = 0;
@@ -1461,6 +1620,10 @@ static void flow_reset(struct flow *f)
         close(f->pipe[0]);
         close(f->pipe[1]);
     }
+    if (f->xf) {
+        subst_free(f->xf);
+        free(f->xf);
+    }
     memset(f, 0, sizeof(*f));
     f->limit = UINT64_MAX;
 }
@@ -1488,45 +1651,387 @@ static bool hop_by_hop(const struct http_header *h, const struct http_header *co
     return false;
 }
 
+/* ---- credentials (tls/creds.h) --------------------------------------------- */
+
+static void cred_reset(struct conn *c)
+{
+    free(c->cred_pairs);
+    c->cred_pairs = NULL;
+    c->ncred_pairs = 0;
+    free(c->cred_hdrs);
+    c->cred_hdrs = NULL;
+    c->ncred_hdrs = 0;
+    free(c->cred_back);
+    c->cred_back = NULL;
+    c->ncred_back = 0;
+    c->cred_host = false;
+    json_decref(c->cred_audit);
+    c->cred_audit = NULL;
+}
+
+static bool entry_covers_target(const struct net_entry *e, const struct net_target *t)
+{
+    return net_entry_match_host(e, t) && (e->port == 0 || e->port == t->port);
+}
+
+static bool secret_covers(const struct cred_secret *s, const struct net_target *t)
+{
+    for (size_t i = 0; i < s->nhosts; i++)
+        if (entry_covers_target(&s->hosts[i], t))
+            return true;
+    return false;
+}
+
+/* Does a credential belong to this host? 2: named explicitly (injectHosts
+ * or injectHeaders), 1: only through the default injectHosts
+ * (allowedDomains), 0: no. */
+static int cred_claim(const struct proxy_config *cfg, const struct net_target *t)
+{
+    const struct cred_store *cs = cfg->creds;
+    int claim = 0;
+    for (size_t i = 0; cs && i < cs->nheaders; i++)
+        if (entry_covers_target(cs->headers[i].host, t))
+            return 2;
+    for (size_t i = 0; cs && i < cs->nsecrets; i++)
+        if (secret_covers(&cs->secrets[i], t))
+            claim = cs->secrets[i].explicit_hosts ? 2 : (claim ? claim : 1);
+    return claim;
+}
+
+/* Header names compare case-insensitively with "-", "_" and "." folded
+ * together (a server that maps them to CGI variables reads x_api_key as
+ * X-API-KEY). */
+static bool folded_eq(const char *a, size_t an, const char *b)
+{
+    size_t bn = strlen(b);
+    if (an != bn)
+        return false;
+    for (size_t i = 0; i < an; i++) {
+        char x = (char)tolower((unsigned char)a[i]), y = (char)tolower((unsigned char)b[i]);
+        if (x == '_' || x == '.')
+            x = '-';
+        if (y == '_' || y == '.')
+            y = '-';
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+/* Headers that carry a client's own credentials: toward a host a credential
+ * belongs to, they pass only when they carry that host's sentinel (T21). */
+static const char *const client_cred_headers[] = {
+    "authorization", "proxy-authorization", "cookie", "x-api-key",
+};
+
+/* Work out the credentials of a request: which secrets may be substituted
+ * and which headers injected. The effective host is the target; inside an
+ * intercepted tunnel whose Host names another host (requireHostMatch
+ * false), a credential must belong to both (T22). Returns false when the
+ * request was answered here. */
+static bool cred_prepare_request(struct conn *c, const struct http_request *q)
+{
+    const struct proxy_config *cfg = &c->px->cfg;
+    cred_reset(c);
+    const struct cred_store *cs = cfg->creds;
+    if (!cs)
+        return true;
+    struct net_target alt;
+    bool has_alt = false;
+    if (c->tls_mode && q->host[0]) {
+        const char *why = NULL;
+        if (net_canon_host(q->host, &alt, &why) == 0) {
+            alt.port = q->port_explicit ? q->port : (c->c.ssl ? 443 : 80);
+            has_alt = alt.kind != c->target.kind || strcmp(alt.host, c->target.host) != 0 ||
+                      alt.port != c->target.port;
+        }
+    }
+    bool plaintext = !c->c.ssl;
+    bool subst_ok = !plaintext || cfg->allow_plaintext_inject;
+    c->cred_host = cred_claim(cfg, &c->target) > 0;
+    if (!c->cred_host)
+        return true;
+    if (subst_ok && cs->nsecrets) {
+        c->cred_pairs = calloc(cs->nsecrets, sizeof(*c->cred_pairs));
+        if (!c->cred_pairs)
+            return true;
+        for (size_t i = 0; i < cs->nsecrets; i++) {
+            const struct cred_secret *s = &cs->secrets[i];
+            if (secret_covers(s, &c->target) && (!has_alt || secret_covers(s, &alt)))
+                c->cred_pairs[c->ncred_pairs++] =
+                    (struct subst_pair){ s->fake, s->fake_len, s->real, s->real_len };
+        }
+    }
+    for (size_t i = 0; i < cs->nheaders; i++) {
+        const struct cred_header *h = &cs->headers[i];
+        if (!entry_covers_target(h->host, &c->target) || (has_alt && !entry_covers_target(h->host, &alt)))
+            continue;
+        if (plaintext && !cfg->allow_plaintext_header_set) {
+            /* srt: an allow that sets headers on cleartext becomes a 403. */
+            const char *reason = "headers are injected toward this host only over TLS "
+                                 "(network.allowPlaintextHeaderSet)";
+            audit_request(c, 403, false, reason);
+            http_answer(c, 403, "Forbidden", "blocked-by-rule", reason);
+            return false;
+        }
+        const struct cred_header **nv = realloc(c->cred_hdrs, (c->ncred_hdrs + 1) * sizeof(*nv));
+        if (!nv)
+            continue;
+        c->cred_hdrs = nv;
+        nv[c->ncred_hdrs++] = h;
+    }
+    /* What goes out may come back (an API that echoes the request): the
+     * response has every real value sent here replaced again. */
+    size_t nback = c->ncred_pairs;
+    for (size_t i = 0; i < c->ncred_hdrs; i++)
+        nback += c->cred_hdrs[i]->npieces;
+    if (nback) {
+        c->cred_back = calloc(nback, sizeof(*c->cred_back));
+        if (!c->cred_back) {
+            audit_request(c, 502, false, "out of memory");
+            http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
+            return false;
+        }
+        for (size_t i = 0; i < c->ncred_pairs; i++)
+            c->cred_back[c->ncred_back++] =
+                (struct subst_pair){ c->cred_pairs[i].to, c->cred_pairs[i].to_len,
+                                     c->cred_pairs[i].from, c->cred_pairs[i].from_len };
+        for (size_t i = 0; i < c->ncred_hdrs; i++)
+            for (size_t k = 0; k < c->cred_hdrs[i]->npieces; k++) {
+                const struct cred_piece *pc = &c->cred_hdrs[i]->pieces[k];
+                c->cred_back[c->ncred_back++] =
+                    (struct subst_pair){ pc->real, pc->real_len, pc->fake, pc->fake_len };
+            }
+    }
+    return true;
+}
+
+static bool is_client_cred(const struct conn *c, const struct http_header *f, bool *injected)
+{
+    *injected = false;
+    for (size_t i = 0; i < c->ncred_hdrs; i++) {
+        if (folded_eq(f->name, f->name_len, c->cred_hdrs[i]->name)) {
+            *injected = true;
+            return true;
+        }
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(client_cred_headers); i++)
+        if (folded_eq(f->name, f->name_len, client_cred_headers[i]))
+            return true;
+    return false;
+}
+
+static bool strip_always(const struct proxy_config *cfg, const struct http_header *f)
+{
+    for (size_t i = 0; i < cfg->nstrip_request_headers; i++)
+        if (folded_eq(f->name, f->name_len, cfg->strip_request_headers[i]))
+            return true;
+    return false;
+}
+
+static void cred_note(struct conn *c, const char *key, const char *text, size_t len)
+{
+    if (!c->cred_audit)
+        c->cred_audit = json_object();
+    if (!c->cred_audit)
+        return;
+    json_t *a = json_object_get(c->cred_audit, key);
+    if (!a) {
+        a = json_array();
+        if (!a || json_object_set_new(c->cred_audit, key, a) < 0)
+            return;
+    }
+    json_t *v = json_stringn(text, len);
+    if (!v)
+        v = audit_str("?");
+    size_t i;
+    json_t *e;
+    json_array_foreach(a, i, e) {
+        if (json_equal(e, v)) {
+            json_decref(v);
+            return;
+        }
+    }
+    json_array_append_new(a, v);
+}
+
+/* Note which secrets' sentinels occur in text (for the audit record). */
+static void note_secrets(struct conn *c, const char *text, size_t len)
+{
+    const struct cred_store *cs = c->px->cfg.creds;
+    for (size_t i = 0; i < c->ncred_pairs; i++) {
+        if (!memmem(text, len, c->cred_pairs[i].from, c->cred_pairs[i].from_len))
+            continue;
+        for (size_t k = 0; k < cs->nsecrets; k++)
+            if (cs->secrets[k].fake == c->cred_pairs[i].from)
+                cred_note(c, "injected", cs->secrets[k].label, strlen(cs->secrets[k].label));
+    }
+}
+
+/* A growing head buffer. */
+struct hbuf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+};
+
+static void hb_add(struct hbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = (b->n + n + 1) * 2;
+        char *np = malloc(cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        if (b->p) {
+            memcpy(np, b->p, b->n);
+            explicit_bzero(b->p, b->n); /* it may hold real credentials */
+            free(b->p);
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void hb_str(struct hbuf *b, const char *s)
+{
+    hb_add(b, s, strlen(s));
+}
+
+/* Add text with this request's sentinels replaced by real values. */
+static void hb_subst(struct conn *c, struct hbuf *b, const char *s, size_t n)
+{
+    if (c->ncred_pairs == 0 || !subst_contains(c->cred_pairs, c->ncred_pairs, s, n)) {
+        hb_add(b, s, n);
+        return;
+    }
+    note_secrets(c, s, n);
+    char *out = NULL;
+    size_t ol = 0;
+    if (subst_string(c->cred_pairs, c->ncred_pairs, s, n, &out, &ol) < 0) {
+        b->oom = true;
+        return;
+    }
+    hb_add(b, out, ol);
+    explicit_bzero(out, ol);
+    free(out);
+}
+
+/* Set up the body transform of a request whose secrets may be substituted.
+ * Encoded bodies are left alone (the fake goes out; srt does the same). */
+static int cred_body(struct conn *c, const struct http_request *r, bool *chunked_out)
+{
+    *chunked_out = false;
+    if (c->ncred_pairs == 0 || r->framing == HTTP_BODY_NONE ||
+        (r->framing == HTTP_BODY_LENGTH && r->content_length == 0))
+        return 0;
+    const struct http_header *ce = http_find(r->headers, r->nheaders, "content-encoding");
+    if (ce && !(ce->value_len == 8 && strncasecmp(ce->value, "identity", 8) == 0))
+        return 0;
+    bool same = true;
+    for (size_t i = 0; i < c->ncred_pairs; i++)
+        same &= c->cred_pairs[i].from_len == c->cred_pairs[i].to_len;
+    struct subst *x = malloc(sizeof(*x));
+    if (!x || subst_init(x, c->cred_pairs, c->ncred_pairs) < 0) {
+        free(x);
+        return -1;
+    }
+    c->up.xf = x;
+    c->up.xf_chunked = r->framing == HTTP_BODY_CHUNKED || !same;
+    *chunked_out = c->up.xf_chunked && r->framing == HTTP_BODY_LENGTH;
+    return 0;
+}
+
 static int build_forward_head(struct conn *c, const struct http_request *r)
 {
-    /* The normalised target (c->path) is what was judged and what is sent. */
-    size_t cap = 512 + strlen(c->path) + strlen(c->target.host);
-    for (size_t i = 0; i < r->nheaders; i++)
-        cap += r->headers[i].name_len + r->headers[i].value_len + 4;
-    char *h = malloc(cap);
-    if (!h)
+    const struct proxy_config *cfg = &c->px->cfg;
+    bool rechunk = false;
+    if (cred_body(c, r, &rechunk) < 0)
         return -1;
-    size_t n = 0;
-    n += (size_t)snprintf(h + n, cap - n, "%.*s %s HTTP/1.1\r\n", (int)r->method_len, r->method,
-                          c->path);
+    struct hbuf b = { 0 };
+    hb_add(&b, r->method, r->method_len);
+    hb_str(&b, " ");
+    /* The normalised target (c->path) is what was judged; its sentinels
+     * become real values only on the wire. */
+    hb_subst(c, &b, c->path, strlen(c->path));
+    hb_str(&b, " HTTP/1.1\r\n");
     /* Host comes from the URI the decision was made on (T13). */
     bool v6 = c->target.kind == HOST_IPV6;
     bool default_port = c->target.port == (c->c.ssl ? 443 : 80);
-    n += (size_t)snprintf(h + n, cap - n, "Host: %s%s%s", v6 ? "[" : "", c->target.host,
-                          v6 ? "]" : "");
-    if (!default_port)
-        n += (size_t)snprintf(h + n, cap - n, ":%u", (unsigned)c->target.port);
-    n += (size_t)snprintf(h + n, cap - n, "\r\n");
+    char hostline[300];
+    snprintf(hostline, sizeof(hostline), "Host: %s%s%s", v6 ? "[" : "", c->target.host,
+             v6 ? "]" : "");
+    hb_str(&b, hostline);
+    if (!default_port) {
+        snprintf(hostline, sizeof(hostline), ":%u", (unsigned)c->target.port);
+        hb_str(&b, hostline);
+    }
+    hb_str(&b, "\r\n");
     const struct http_header *conn_hdr = http_find(r->headers, r->nheaders, "connection");
     for (size_t i = 0; i < r->nheaders; i++) {
         const struct http_header *f = &r->headers[i];
         if (hop_by_hop(f, conn_hdr))
             continue;
-        n += (size_t)snprintf(h + n, cap - n, "%.*s: %.*s\r\n", (int)f->name_len, f->name,
-                              (int)f->value_len, f->value);
+        if (strip_always(cfg, f)) {
+            cred_note(c, "stripped", f->name, f->name_len);
+            continue;
+        }
+        if (rechunk && f->name_len == 14 && strncasecmp(f->name, "content-length", 14) == 0)
+            continue;
+        if (c->ncred_back && f->name_len == 15 && strncasecmp(f->name, "accept-encoding", 15) == 0)
+            continue; /* identity below: an encoded response could not be scanned */
+        bool injected = false;
+        if (c->cred_host && is_client_cred(c, f, &injected) &&
+            (injected || c->ncred_pairs == 0 ||
+             !subst_contains(c->cred_pairs, c->ncred_pairs, f->value, f->value_len))) {
+            /* A client's own credential toward a host whose credential
+             * cordon holds: never forwarded (a key planted by an attacker
+             * is useless). */
+            cred_note(c, "stripped", f->name, f->name_len);
+            continue;
+        }
+        hb_add(&b, f->name, f->name_len);
+        hb_str(&b, ": ");
+        hb_subst(c, &b, f->value, f->value_len);
+        hb_str(&b, "\r\n");
+    }
+    if (rechunk)
+        hb_str(&b, "Transfer-Encoding: chunked\r\n");
+    if (c->ncred_back)
+        hb_str(&b, "Accept-Encoding: identity\r\n");
+    for (size_t i = 0; i < c->ncred_hdrs; i++) {
+        const struct cred_header *h = c->cred_hdrs[i];
+        hb_str(&b, h->name);
+        hb_str(&b, ": ");
+        hb_add(&b, h->value, h->value_len);
+        hb_str(&b, "\r\n");
+        cred_note(c, "injected", h->label, strlen(h->label));
     }
     if (r->upgrade && r->upgrade_header) {
-        n += (size_t)snprintf(h + n, cap - n, "Connection: upgrade\r\nUpgrade: %.*s\r\n",
-                              (int)r->upgrade_header->value_len, r->upgrade_header->value);
+        hb_str(&b, "Connection: upgrade\r\nUpgrade: ");
+        hb_add(&b, r->upgrade_header->value, r->upgrade_header->value_len);
+        hb_str(&b, "\r\n");
     } else {
-        n += (size_t)snprintf(h + n, cap - n, "Connection: %s\r\n",
-                              r->keep_alive ? "keep-alive" : "close");
+        hb_str(&b, r->keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
     }
-    n += (size_t)snprintf(h + n, cap - n, "\r\n");
+    hb_str(&b, "\r\n");
+    if (b.oom) {
+        if (b.p)
+            explicit_bzero(b.p, b.n);
+        free(b.p);
+        return -1;
+    }
+    if (c->fwd_head)
+        explicit_bzero(c->fwd_head, c->fwd_len);
     free(c->fwd_head);
-    c->fwd_head = h;
-    c->fwd_len = n;
+    c->fwd_head = b.p;
+    c->fwd_len = b.n;
     return 0;
 }
 
@@ -1685,7 +2190,7 @@ static void handle_tls_request(struct conn *c, int headlen)
     c->req_keep_alive = q->keep_alive;
     c->req_upgrade = q->upgrade;
     set_request_flows(c, q);
-    if (!judge_request(c, q))
+    if (!judge_request(c, q) || !cred_prepare_request(c, q))
         return;
     if (build_forward_head(c, q) < 0) {
         http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
@@ -1764,7 +2269,7 @@ static void handle_http_head(struct conn *c)
     set_request_flows(c, q);
     /* The host first (its refusal is the clearer answer), then the rules. */
     if (net_decide(c->px->cfg.rules, &c->target).allow) {
-        if (!judge_request(c, q))
+        if (!judge_request(c, q) || !cred_prepare_request(c, q))
             return;
     } else {
         free(c->path);
@@ -1846,10 +2351,47 @@ static bool stripped(const struct proxy_config *cfg, const struct http_header *h
 }
 
 /* The response head as received, less stripResponseHeaders (srt: names
- * compared case-insensitively with "-", "_" and "." folded together). */
+ * compared case-insensitively with "-", "_" and "." folded together), with
+ * real credentials it echoes replaced, and re-framed when its body is. */
 static void append_response_head(struct conn *c, size_t headlen)
 {
     const struct proxy_config *cfg = &c->px->cfg;
+    if (c->ncred_back) {
+        bool rechunk = c->down.xf && c->down.xf_chunked && g_res.framing == HTTP_BODY_LENGTH;
+        struct hbuf b = { 0 };
+        const char *eol = memmem(c->u.in, headlen, "\r\n", 2);
+        if (!eol)
+            return;
+        struct subst_pair *saved = c->cred_pairs;
+        size_t nsaved = c->ncred_pairs;
+        c->cred_pairs = c->cred_back; /* hb_subst replaces what cred_pairs names */
+        c->ncred_pairs = c->ncred_back;
+        json_t *audit_saved = c->cred_audit;
+        c->cred_audit = NULL;
+        hb_subst(c, &b, c->u.in, (size_t)(eol - c->u.in) + 2);
+        for (size_t i = 0; i < g_res.nheaders; i++) {
+            const struct http_header *h = &g_res.headers[i];
+            if (stripped(cfg, h))
+                continue;
+            if (rechunk && h->name_len == 14 && strncasecmp(h->name, "content-length", 14) == 0)
+                continue;
+            hb_add(&b, h->name, h->name_len);
+            hb_str(&b, ": ");
+            hb_subst(c, &b, h->value, h->value_len);
+            hb_str(&b, "\r\n");
+        }
+        if (rechunk)
+            hb_str(&b, "Transfer-Encoding: chunked\r\n");
+        hb_str(&b, "\r\n");
+        json_decref(c->cred_audit);
+        c->cred_audit = audit_saved;
+        c->cred_pairs = saved;
+        c->ncred_pairs = nsaved;
+        if (!b.oom)
+            ep_append_out(&c->c, b.p, b.n);
+        free(b.p);
+        return;
+    }
     if (cfg->nstrip_response_headers == 0) {
         ep_append_out(&c->c, c->u.in, headlen);
         return;
@@ -1887,6 +2429,22 @@ static int handle_response_head(struct conn *c)
         audit_request(c, 502, true, why);
         http_answer(c, 502, "Bad Gateway", "bad-response", why);
         return 0;
+    }
+    if (c->ncred_back && g_res.status >= 200 && g_res.framing != HTTP_BODY_NONE) {
+        const struct http_header *ce = http_find(g_res.headers, g_res.nheaders,
+                                                 "content-encoding");
+        bool identity = !ce || (ce->value_len == 8 && strncasecmp(ce->value, "identity", 8) == 0);
+        bool same = true;
+        for (size_t i = 0; i < c->ncred_back; i++)
+            same &= c->cred_back[i].from_len == c->cred_back[i].to_len;
+        struct subst *x = identity ? malloc(sizeof(*x)) : NULL;
+        if (x && subst_init(x, c->cred_back, c->ncred_back) == 0) {
+            c->down.xf = x;
+            c->down.xf_chunked = g_res.framing == HTTP_BODY_CHUNKED ||
+                                 (g_res.framing == HTTP_BODY_LENGTH && !same);
+        } else {
+            free(x);
+        }
     }
     append_response_head(c, (size_t)r);
     ep_consume_in(&c->u, (size_t)r);
@@ -2330,9 +2888,14 @@ static void conn_close(struct conn *c)
     flow_reset(&c->down);
     ep_drop(&c->c);
     ep_drop(&c->u);
+    if (c->u.out)
+        explicit_bzero(c->u.out, c->u.outlen); /* may hold real credentials */
     ep_reset_buffers(&c->c);
     ep_reset_buffers(&c->u);
+    if (c->fwd_head)
+        explicit_bzero(c->fwd_head, c->fwd_len);
     free(c->fwd_head);
+    cred_reset(c);
     free(c->path);
     free(c->addrs);
     uv_timer_stop(&c->timer);

@@ -74,6 +74,14 @@ struct proxy_config {
     const struct req_rule *rules_req;
     size_t nrules_req;
     int path_mode;             /* enum path_mode */
+
+    /* credentials (tls/creds.h): sentinels become real values, and headers
+     * are injected, only toward their own hosts */
+    const struct cred_store *creds;
+    char *const *strip_request_headers; /* folded names, toward every host */
+    size_t nstrip_request_headers;
+    bool allow_plaintext_inject;     /* credentials.allowPlaintextInject */
+    bool allow_plaintext_header_set; /* network.allowPlaintextHeaderSet */
 };
 
 struct proxy;

@@ -388,6 +388,18 @@ __attribute__((noreturn)) void sandbox_init_main(const struct sandbox_plan *plan
         _exit(CORDON_EXIT_FAILURE);
     if (close_range((unsigned)sync_fd + 1, ~0U, 0) < 0)
         _exit(CORDON_EXIT_FAILURE);
+    /* This process is a copy of the supervisor: wipe the copy of the
+     * caller's environment that holds masked credentials (the secure
+     * copies already read as zeros here: MADV_WIPEONFORK). */
+    for (char **v = plan->scrub_env; v && *v; v++) {
+        size_t l = strlen(*v);
+        for (int pass = 0; pass < 2; pass++) {
+            char *const *e = pass ? plan->src_envp : environ;
+            for (size_t i = 0; e && e[i]; i++)
+                if (strncmp(e[i], *v, l) == 0 && e[i][l] == '=')
+                    explicit_bzero(e[i] + l + 1, strlen(e[i] + l + 1));
+        }
+    }
 
     struct sync_msg go;
     ssize_t n;

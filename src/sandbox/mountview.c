@@ -616,6 +616,70 @@ static int bind_excludes(struct vctx *c)
     return r;
 }
 
+/* Credentials (tls/creds.h): a masked file is replaced by its fake, read-only;
+ * a hidden one by the empty mode-000 file. A file that is no longer the one
+ * whose secrets were read refuses the run (the real content could show). A
+ * file the view does not show needs nothing. */
+static int bind_fakes(struct vctx *c)
+{
+    if (c->plan->nfakes == 0)
+        return 0;
+    int m = new_tmpfs("0755", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    if (m < 0)
+        return vfail(c, errno, "cannot create the tmpfs for masked credentials");
+    if (move_mount(m, "", AT_FDCWD, "/proc", MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+        int e = errno;
+        close(m);
+        return vfail(c, e, "cannot attach the tmpfs for masked credentials");
+    }
+    int r = 0;
+    for (size_t i = 0; i < c->plan->nfakes && r == 0; i++) {
+        const struct fake_bind *fb = &c->plan->fakes[i];
+        int tgt = openat2_path(c->root, rel(fb->path), O_PATH | O_NOFOLLOW, BENEATH_RESOLVE);
+        if (tgt < 0)
+            continue; /* not visible in the sandbox */
+        struct stat st;
+        if (fstat(tgt, &st) < 0 || st.st_dev != fb->dev || st.st_ino != fb->ino) {
+            close(tgt);
+            r = vfail(c, 0, "%s: changed while the sandbox was being made; refusing to run",
+                      fb->path);
+            break;
+        }
+        int t;
+        if (fb->deny) {
+            t = open_tree(c->denyfile, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        } else {
+            char name[32];
+            snprintf(name, sizeof(name), "fake-%zu", i);
+            int f = openat(m, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0444);
+            size_t off = 0;
+            while (f >= 0 && off < fb->len) {
+                ssize_t w = write(f, fb->content + off, fb->len - off);
+                if (w <= 0)
+                    break;
+                off += (size_t)w;
+            }
+            if (f >= 0)
+                close(f);
+            if (f < 0 || off < fb->len) {
+                close(tgt);
+                r = vfail(c, errno, "%s: cannot write the masked copy", fb->path);
+                break;
+            }
+            t = open_tree(m, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        }
+        if (t < 0 || setattr(t, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                    MOUNT_ATTR_NOEXEC, false) < 0 ||
+            attach(t, tgt) < 0)
+            r = vfail(c, errno, "%s: cannot bind the masked copy", fb->path);
+        if (t >= 0)
+            close(t);
+        close(tgt);
+    }
+    close(m);
+    return r;
+}
+
 /* Programs that read the system bundle directly trust cordon's CA too: the
  * bundle in /dev is bound over it (a symlinked or missing system bundle is
  * left alone; the CA variables still point to /dev/cordon-ca.pem). */
@@ -683,6 +747,8 @@ int mountview_build(const struct sandbox_plan *plan, int *scratch, char *err, si
     r = bind_excludes(&c);
     if (r == 0)
         r = bind_trust_bundle(&c);
+    if (r == 0)
+        r = bind_fakes(&c);
     if (r < 0)
         return r;
     /* Read-denied directories become read-only once their mount points exist. */

@@ -19,6 +19,7 @@
  * through. /dev and /proc are always fresh; rules under them are dropped.
  */
 #include "sandbox.h"
+#include "tls/creds.h"
 #include "protect.h"
 #include "core/cleanup.h"
 #include "core/err.h"
@@ -546,13 +547,67 @@ static bool env_dropped(const cordon_policy *p, const char *entry)
 }
 
 /* Environment of the command: the caller's, plus what the sandbox promises. */
+/* Is the variable of env entry e named in list (entries "NAME" or "NAME=...")? */
+static bool env_named(char *const *list, size_t n, const char *e)
+{
+    const char *eq = strchr(e, '=');
+    size_t len = eq ? (size_t)(eq - e) : strlen(e);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(list[i], e, len) == 0 && (list[i][len] == '\0' || list[i][len] == '='))
+            return true;
+    return false;
+}
+
+/* What credentials change in the plan: fake and hidden files, and the names
+ * init wipes from its own copy of the environment. */
+static int build_creds(struct sandbox_plan *plan, const struct cred_store *cs,
+                       struct cordon_error *err)
+{
+    if (!cs)
+        return 0;
+    if (cs->nfiles) {
+        plan->fakes = calloc(cs->nfiles, sizeof(*plan->fakes));
+        if (!plan->fakes)
+            return cordon_err_set(err, ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < cs->nfiles; i++) {
+        const struct cred_file *f = &cs->files[i];
+        struct fake_bind *fb = &plan->fakes[plan->nfakes++];
+        fb->path = strdup(f->path);
+        fb->content = f->deny ? NULL : malloc(f->len ? f->len : 1);
+        if (!fb->path || (!f->deny && !fb->content))
+            return cordon_err_set(err, ENOMEM, "out of memory");
+        if (!f->deny)
+            memcpy(fb->content, f->content, f->len);
+        fb->len = f->len;
+        fb->dev = f->dev;
+        fb->ino = f->ino;
+        fb->deny = f->deny;
+    }
+    size_t n = cs->nenv_set + cs->nenv_unset;
+    if (n == 0)
+        return 0;
+    plan->scrub_env = calloc(n + 1, sizeof(char *));
+    if (!plan->scrub_env)
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < cs->nenv_set; i++)
+        plan->scrub_env[k++] = strndup(cs->env_set[i], strcspn(cs->env_set[i], "="));
+    for (size_t i = 0; i < cs->nenv_unset; i++)
+        plan->scrub_env[k++] = strdup(cs->env_unset[i]);
+    for (size_t i = 0; i < k; i++)
+        if (!plan->scrub_env[i])
+            return cordon_err_set(err, ENOMEM, "out of memory");
+    return 0;
+}
+
 static int build_env(struct sandbox_plan *plan, const cordon_policy *p, char *const *envp,
-                     bool private_tmp, struct cordon_error *err)
+                     bool private_tmp, const struct cred_store *creds, struct cordon_error *err)
 {
     size_t n = 0;
     while (envp && envp[n])
         n++;
-    size_t extra = 64 + 4 * p->git_safe_directories.n * 2;
+    size_t extra = 64 + 4 * p->git_safe_directories.n * 2 + (creds ? creds->nenv_set : 0);
     char **out = calloc(n + extra + 1, sizeof(char *));
     if (!out)
         return cordon_err_set(err, ENOMEM, "out of memory");
@@ -561,6 +616,10 @@ static int build_env(struct sandbox_plan *plan, const cordon_policy *p, char *co
     for (size_t i = 0; i < n; i++) {
         const char *e = envp[i];
         if (strncmp(e, "SANDBOX_RUNTIME=", 16) == 0)
+            continue;
+        /* Masked variables get their fake below; denied ones are gone. */
+        if (creds && (env_named(creds->env_set, creds->nenv_set, e) ||
+                      env_named(creds->env_unset, creds->nenv_unset, e)))
             continue;
         if (!(plan->disabled & LAYER_ENV) && env_dropped(p, e))
             continue;
@@ -581,6 +640,11 @@ static int build_env(struct sandbox_plan *plan, const cordon_policy *p, char *co
     out[k] = strdup("SANDBOX_RUNTIME=1");
     if (!out[k++])
         goto nomem;
+    for (size_t i = 0; creds && i < creds->nenv_set; i++) {
+        out[k] = strdup(creds->env_set[i]);
+        if (!out[k++])
+            goto nomem;
+    }
     for (size_t i = 0; plan->trust_bundle && i < ARRAY_SIZE(ca_vars); i++) {
         if (asprintf(&out[k], "%s=%s", ca_vars[i], CORDON_TRUST_IN_SANDBOX) < 0)
             goto nomem;
@@ -781,8 +845,8 @@ static bool is_real_dir(const char *p)
 
 int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *argv,
                        char *const *envp, unsigned layers_off, const struct protect_set *prot,
-                       const char *ca_pem, cordon_log_fn log, void *ud,
-                       struct sandbox_plan *plan, struct cordon_error *err)
+                       const char *ca_pem, const struct cred_store *creds, cordon_log_fn log,
+                       void *ud, struct sandbox_plan *plan, struct cordon_error *err)
 {
     *plan = (struct sandbox_plan){ 0 };
     struct nodes ns = { 0 };
@@ -921,7 +985,10 @@ int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *arg
     plan->scratch = calloc(plan->nops, sizeof(int));
     if (!plan->scratch)
         goto nomem_plan;
-    r = build_env(plan, p, envp, private_tmp, err);
+    plan->src_envp = envp;
+    r = build_env(plan, p, envp, private_tmp, creds, err);
+    if (r == 0)
+        r = build_creds(plan, creds, err);
     if (r < 0) {
         sandbox_plan_free(plan);
         return r;
@@ -960,6 +1027,12 @@ void sandbox_plan_free(struct sandbox_plan *plan)
         free(plan->excludes[i].content);
     }
     free(plan->excludes);
+    for (size_t i = 0; i < plan->nfakes; i++) {
+        free(plan->fakes[i].path);
+        free(plan->fakes[i].content);
+    }
+    free(plan->fakes);
+    cordon_strv_free(plan->scrub_env);
     harden_seccomp_free(&plan->seccomp);
     for (size_t i = 0; i < plan->npaths; i++)
         free(plan->paths[i]);

@@ -14,6 +14,7 @@
  *    namespace; if it cannot serve, the sandbox has no network at all.
  */
 #include "sandbox.h"
+#include "tls/creds.h"
 #include "protect.h"
 #include "audit/audit.h"
 #include "core/cleanup.h"
@@ -61,6 +62,7 @@ struct run {
     struct net_noproxy no_proxy;
     struct tls_ca *ca;
     SSL_CTX *tls_server, *tls_client;
+    struct cred_store *creds;
 };
 
 static int write_proc(pid_t pid, const char *name, const char *s)
@@ -211,6 +213,11 @@ static int start_proxy(struct run *run, int http_fd, int socks_fd)
     cfg.rules_req = p->net.req_rules;
     cfg.nrules_req = p->net.nreq_rules;
     cfg.path_mode = p->net.path_mode;
+    cfg.creds = run->creds;
+    cfg.strip_request_headers = p->net.strip_request_headers.v;
+    cfg.nstrip_request_headers = p->net.strip_request_headers.n;
+    cfg.allow_plaintext_inject = p->creds.allow_plaintext_inject;
+    cfg.allow_plaintext_header_set = p->net.allow_plaintext_header_set;
     if (p->net.mitm_socket) {
         cfg.mitm.set = true;
         cfg.mitm.unix_socket = true;
@@ -424,13 +431,20 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
             return cordon_err_prefix(err, "tlsTerminate");
         }
     }
-    r = sandbox_plan_build(p, cwd, opts->argv, opts->envp ? opts->envp : environ, disabled, &prot,
-                           ca_pem, opts->log, opts->log_userdata, &plan, err);
+    /* Credentials: real values read here and kept here; the plan gets the
+     * fakes. */
+    struct cred_store *creds = NULL;
+    char *const *envp = opts->envp ? opts->envp : environ;
+    r = creds_prepare(p, envp, opts->log, opts->log_userdata, &creds, err);
+    if (r == 0)
+        r = sandbox_plan_build(p, cwd, opts->argv, envp, disabled, &prot, ca_pem, creds,
+                               opts->log, opts->log_userdata, &plan, err);
     free(ca_pem);
     if (r < 0) {
         SSL_CTX_free(tls_server);
         SSL_CTX_free(tls_client);
         tls_ca_free(ca);
+        creds_free(creds);
     }
     if (r < 0) {
         protect_release(&prot);
@@ -458,7 +472,7 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
     struct run run = {
         .policy = p, .opts = opts, .err = err, .sync_fd = -1, .sfd = -1, .pid = -1,
         .audit = { .fd = opts->audit_enabled ? opts->audit_fd : -1 },
-        .ca = ca, .tls_server = tls_server, .tls_client = tls_client,
+        .ca = ca, .tls_server = tls_server, .tls_client = tls_client, .creds = creds,
     };
     int sv[2] = { -1, -1 };
     char *cgroup = NULL;
@@ -535,10 +549,11 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
             log_line(opts, CORDON_LOG_WARN, line);
         }
     }
-    if (run.ca) {
-        /* The CA key lives in this process: no core dump, and no other
-         * process of the user may read its memory (ptrace(2) access mode
-         * checks). Only now, after the id maps of init are written. */
+    if (run.ca || run.creds) {
+        /* The CA key and real credentials live in this process: no core
+         * dump, and no other process of the user may read its memory
+         * (ptrace(2) access mode checks). Only now, after the id maps of
+         * init are written. */
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
     msg.type = MSG_CONTINUE;
@@ -576,6 +591,7 @@ out:;
     SSL_CTX_free(run.tls_server);
     SSL_CTX_free(run.tls_client);
     tls_ca_free(run.ca);
+    creds_free(run.creds);
     struct hooks_report hr = { .run = &run };
     protect_check_new_hooks(&prot, p->mandatory_deny_search_depth, report_hook, &hr);
     protect_release(&prot);

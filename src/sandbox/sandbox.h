@@ -82,6 +82,21 @@ struct sandbox_plan {
      * root that is a repository, a copy of .git/info/exclude extended with
      * the placeholders' names is bound over the original (the host's file is
      * not touched). */
+    /* Credentials (tls/creds.h): files the sandbox sees in place of masked
+     * ones (or that are hidden), and the variables init wipes from its own
+     * copy of the caller's environment. */
+    struct fake_bind {
+        char *path;
+        char *content;  /* NULL when deny */
+        size_t len;
+        dev_t dev;      /* the real file that was read */
+        ino_t ino;
+        bool deny;      /* an empty mode-000 file instead */
+    } *fakes;
+    size_t nfakes;
+    char **scrub_env;   /* variable names, NULL-terminated, or NULL */
+    char *const *src_envp; /* the caller's environment (borrowed), also wiped */
+
     struct exclude_bind {
         char *path;     /* <root>/.git/info/exclude */
         char *content;
@@ -94,10 +109,12 @@ struct sandbox_plan {
 
 /* Compute the plan for policy p. log may be NULL. */
 struct protect_set;
+struct cred_store;
 int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *argv,
                        char *const *envp, unsigned disabled_layers,
-                       const struct protect_set *prot, const char *ca_pem, cordon_log_fn log,
-                       void *log_ud, struct sandbox_plan *plan, struct cordon_error *err);
+                       const struct protect_set *prot, const char *ca_pem,
+                       const struct cred_store *creds, cordon_log_fn log, void *log_ud,
+                       struct sandbox_plan *plan, struct cordon_error *err);
 void sandbox_plan_free(struct sandbox_plan *plan);
 
 /* cordon_run() with layers switched off (test builds; see harden.h). */

@@ -113,7 +113,9 @@ BAD = [
     ('{"mandatoryDenySearchDepth": 0}', "/mandatoryDenySearchDepth", "1 to 10"),
     ('["filesystem"]', "must be a JSON object", "got an array"),
     # srt keys that would change Linux policy and are not implemented
-    ('{"credentials": {"GITHUB_TOKEN": {"hosts": ["api.github.com"]}}}', "/credentials",
+    ('{"credentials": {"GITHUB_TOKEN": {"hosts": ["api.github.com"]}}}',
+     "/credentials/GITHUB_TOKEN", "unknown key"),
+    ('{"credentials": {"awsPairs": [{"accessKeyIdVar": "A"}]}}', "/credentials/awsPairs",
      "not supported"),
     ('{"network": {"tlsTerminate": {"caCertPath": "/ca.pem"}}}', "/network/tlsTerminate",
      "go together"),

@@ -503,11 +503,65 @@ static const struct err_case err_cases[] = {
       "/git/safeDirectories/0", "~user" },
 
     /* Not implemented yet: refused unless the value is the default. */
-    { "credentials not empty", "{'credentials': {'files': []}}", ENOTSUP, "/credentials",
-      "not supported" },
-    { "credentials null", "{'credentials': null}", ENOTSUP, "/credentials", "not supported" },
-    { "credentials an array", "{'credentials': []}", ENOTSUP, "/credentials",
-      "not supported" },
+    { "credentials null", "{'credentials': null}", EINVAL, "/credentials", "an object" },
+    { "credentials an array", "{'credentials': []}", EINVAL, "/credentials", "an object" },
+    { "credentials unknown key", "{'credentials': {'GITHUB_TOKEN': {}}}", EINVAL,
+      "/credentials/GITHUB_TOKEN", "unknown key" },
+    { "credentials awsPairs", "{'credentials': {'awsPairs': [{}]}}", ENOTSUP,
+      "/credentials/awsPairs", "not supported" },
+    { "credentials mask without tlsTerminate",
+      "{'credentials': {'envVars': [{'name': 'K', 'mode': 'mask'}]}}", EINVAL, "/credentials",
+      "tlsTerminate" },
+    { "credentials env without mode", "{'credentials': {'envVars': [{'name': 'K'}]}}", EINVAL,
+      "/credentials/envVars/0", "needs \"mode\"" },
+    { "credentials env without name", "{'credentials': {'envVars': [{'mode': 'deny'}]}}", EINVAL,
+      "/credentials/envVars/0", "needs \"name\"" },
+    { "credentials env bad name", "{'credentials': {'envVars': [{'name': 'A-B', 'mode': 'deny'}]}}",
+      EINVAL, "/credentials/envVars/0/name", "POSIX" },
+    { "credentials bad mode", "{'credentials': {'envVars': [{'name': 'A', 'mode': 'hide'}]}}",
+      EINVAL, "/credentials/envVars/0/mode", "\"deny\" or \"mask\"" },
+    { "credentials env maskDuplicates", "{'credentials': {'envVars': [{'name': 'A', "
+      "'mode': 'mask', 'maskDuplicates': true}]}}", EINVAL,
+      "/credentials/envVars/0/maskDuplicates", "unknown key" },
+    { "credentials extract without group", "{'credentials': {'allowPlaintextInject': true, "
+      "'envVars': [{'name': 'A', 'mode': 'mask', 'extract': 'x+'}]}}", EINVAL,
+      "/credentials/envVars/0/extract", "capture group" },
+    { "credentials extract invalid", "{'credentials': {'allowPlaintextInject': true, "
+      "'envVars': [{'name': 'A', 'mode': 'mask', 'extract': '(x'}]}}", EINVAL,
+      "/credentials/envVars/0/extract", "regular expression" },
+    { "credentials onExtractNoMatch", "{'credentials': {'envVars': [{'name': 'A', "
+      "'mode': 'mask', 'onExtractNoMatch': 'ignore'}]}}", EINVAL,
+      "/credentials/envVars/0/onExtractNoMatch", "\"error\", \"warn\" or \"deny\"" },
+    { "credentials decode", "{'credentials': {'envVars': [{'name': 'A', 'mode': 'mask', "
+      "'decode': 'saml'}]}}", EINVAL, "/credentials/envVars/0/decode", "\"jwt\"" },
+    { "credentials maskClaims without decode", "{'credentials': {'allowPlaintextInject': true, "
+      "'envVars': [{'name': 'A', 'mode': 'mask', 'maskClaims': ['sub']}]}}", EINVAL,
+      "/credentials/envVars/0", "needs decode" },
+    { "credentials maskClaims empty", "{'credentials': {'envVars': [{'name': 'A', "
+      "'mode': 'mask', 'decode': 'jwt', 'maskClaims': []}]}}", EINVAL,
+      "/credentials/envVars/0/maskClaims", "empty" },
+    { "credentials deny with extract", "{'credentials': {'envVars': [{'name': 'A', "
+      "'mode': 'deny', 'extract': '(x)'}]}}", EINVAL, "/credentials/envVars/0", "takes no" },
+    { "credentials injectHosts empty", "{'credentials': {'envVars': [{'name': 'A', "
+      "'mode': 'mask', 'injectHosts': []}]}}", EINVAL, "/credentials/envVars/0/injectHosts",
+      "empty list" },
+    { "credentials injectHosts not allowed", "{'network': {'allowedDomains': ['a.test'], "
+      "'tlsTerminate': {}}, 'credentials': {'envVars': [{'name': 'A', 'mode': 'mask', "
+      "'injectHosts': ['a.test', 'b.test']}]}}", EINVAL,
+      "/credentials/envVars/0/injectHosts/1", "not covered by network.allowedDomains" },
+    { "credentials injectHosts wildcard wider than allowed", "{'network': {'allowedDomains': "
+      "['a.x.test'], 'tlsTerminate': {}}, 'credentials': {'envVars': [{'name': 'A', "
+      "'mode': 'mask', 'injectHosts': ['*.x.test']}]}}", EINVAL,
+      "/credentials/envVars/0/injectHosts/0", "not covered" },
+    { "credentials injectHosts excluded", "{'network': {'allowedDomains': ['*.x.test'], "
+      "'tlsTerminate': {'excludeDomains': ['*.x.test']}}, 'credentials': {'envVars': "
+      "[{'name': 'A', 'mode': 'mask', 'injectHosts': ['a.x.test']}]}}", EINVAL,
+      "/credentials/envVars/0/injectHosts/0", "excludeDomains" },
+    { "credentials file with trailing slash", "{'credentials': {'files': [{'path': '/etc/x/', "
+      "'mode': 'mask'}]}}", EINVAL, "/credentials/files/0/path", "not a directory" },
+    { "credentials with httpProxyPort", "{'network': {'httpProxyPort': 8080, 'tlsTerminate': {}}, "
+      "'credentials': {'envVars': [{'name': 'A', 'mode': 'mask'}]}}", EINVAL, "/network",
+      "external proxy" },
     { "enableWeakerNestedSandbox true", "{'enableWeakerNestedSandbox': true}", ENOTSUP,
       "/enableWeakerNestedSandbox", "not supported" },
 
@@ -624,11 +678,30 @@ static const struct err_case err_cases[] = {
     { "requestRules unknown key",
       "{'network': {'requestRules': [{'host': 'a.com', 'methods': ['GET']}]}}", EINVAL,
       "/network/requestRules/0/methods", "unknown key" },
-    { "injectHeaders not empty", "{'network': {'injectHeaders': [{}]}}", ENOTSUP,
-      "/network/injectHeaders", "not supported" },
-    { "stripRequestHeaders not empty",
-      "{'network': {'stripRequestHeaders': ['x-forwarded-for']}}", ENOTSUP,
-      "/network/stripRequestHeaders", "not supported" },
+    { "injectHeaders entry incomplete", "{'network': {'injectHeaders': [{'host': 'a.test'}]}}",
+      EINVAL, "/network/injectHeaders/0", "needs" },
+    { "injectHeaders without tlsTerminate", "{'network': {'injectHeaders': [{'host': 'a.test', "
+      "'header': 'Authorization', 'value': 'x'}]}}", EINVAL, "/network/injectHeaders/0/host",
+      "tlsTerminate" },
+    { "injectHeaders bad header name", "{'network': {'injectHeaders': [{'host': 'a.test', "
+      "'header': 'Bad Name', 'value': 'x'}]}}", EINVAL, "/network/injectHeaders/0/header",
+      "not a header name" },
+    { "injectHeaders framing header", "{'network': {'injectHeaders': [{'host': 'a.test', "
+      "'header': 'Transfer-Encoding', 'value': 'x'}]}}", EINVAL,
+      "/network/injectHeaders/0/header", "cannot be injected" },
+    { "injectHeaders unknown substitution", "{'network': {'injectHeaders': [{'host': 'a.test', "
+      "'header': 'X', 'value': '${vault:k}'}]}}", EINVAL, "/network/injectHeaders/0/value",
+      "unknown substitution" },
+    { "injectHeaders lone dollar", "{'network': {'injectHeaders': [{'host': 'a.test', "
+      "'header': 'X', 'value': 'a$b'}]}}", EINVAL, "/network/injectHeaders/0/value", "$$" },
+    { "injectHeaders env name", "{'network': {'injectHeaders': [{'host': 'a.test', "
+      "'header': 'X', 'value': '${env:A-B}'}]}}", EINVAL, "/network/injectHeaders/0/value",
+      "not a variable name" },
+    { "injectHeaders control byte", "{'network': {'injectHeaders': [{'host': 'a.test', "
+      "'header': 'X', 'value': 'a\\r\\nB: c'}]}}", EINVAL, "/network/injectHeaders/0/value",
+      "control" },
+    { "stripRequestHeaders not a name", "{'network': {'stripRequestHeaders': ['x y']}}", EINVAL,
+      "/network/stripRequestHeaders/0", "not a header name" },
     { "transparent true", "{'network': {'transparent': true}}", ENOTSUP,
       "/network/transparent", "not supported" },
     { "hostPorts not empty", "{'network': {'hostPorts': [8080]}}", ENOTSUP,
@@ -689,6 +762,17 @@ static const struct ok_case ok_cases[] = {
       true },
     /* Not implemented, but the value is the default: accepted, no effect. */
     { "credentials {}", "{'credentials': {}}", true },
+    { "credentials, every key", "{'network': {'allowedDomains': ['api.test', '*.x.test'], "
+      "'tlsTerminate': {}}, 'credentials': {'allowPlaintextInject': false, 'envVars': "
+      "[{'name': 'K', 'mode': 'mask', 'extract': 'k=(\\\\S+)', 'onExtractNoMatch': 'warn', "
+      "'injectHosts': ['api.test', 'a.x.test']}, {'name': 'J', 'mode': 'mask', 'decode': 'jwt', "
+      "'maskClaims': ['sub']}, {'name': 'D', 'mode': 'deny'}], 'files': [{'path': '/etc/x', "
+      "'mode': 'mask', 'maskDuplicates': true, 'injectHosts': ['*.x.test']}, "
+      "{'path': '/etc/y', 'mode': 'deny'}], 'awsPairs': [], 'sigv4': {}}}", false },
+    { "injectHeaders and stripRequestHeaders", "{'network': {'tlsTerminate': {}, "
+      "'injectHeaders': [{'host': 'api.github.com', 'header': 'Authorization', "
+      "'value': 'Bearer ${env:GH} $$ ${file:~/.tok}'}], 'stripRequestHeaders': ['X-Fwd']}}",
+      false },
     { "enableWeakerNestedSandbox false", "{'enableWeakerNestedSandbox': false}", true },
     { "limits {}", "{'limits': {}}", true },
     { "environment {}", "{'environment': {}}", true },
