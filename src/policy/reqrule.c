@@ -4,6 +4,7 @@
 #include "proxy/pathnorm.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -164,11 +165,27 @@ static void strip_params(const char *path, char *out, size_t n)
     out[o] = '\0';
 }
 
+/* The path without one final "/" ("/v1/files/" -> "/v1/files"), which many
+ * routers (Express, Rails, Flask with strict_slashes off) treat as the same
+ * resource; "/" stays "/". */
+static void strip_slash(const char *path, char *out, size_t n)
+{
+    snprintf(out, n, "%s", path);
+    size_t l = strlen(out);
+    if (l > 1 && out[l - 1] == '/')
+        out[l - 1] = '\0';
+}
+
 static bool deny_matches(const struct req_pattern *d, const char *method, const char *path,
                          const char *stripped)
 {
-    return method_match(d->method, method, true) &&
-           (req_path_match(d->path, path, true) || req_path_match(d->path, stripped, true));
+    if (!method_match(d->method, method, true))
+        return false;
+    char a[8200], b[8200];
+    strip_slash(path, a, sizeof(a));
+    strip_slash(stripped, b, sizeof(b));
+    return req_path_match(d->path, path, true) || req_path_match(d->path, stripped, true) ||
+           req_path_match(d->path, a, true) || req_path_match(d->path, b, true);
 }
 
 struct req_verdict req_decide(const struct req_rule *rules, size_t n, const struct net_target *t,

@@ -7,7 +7,8 @@
  * request to a host that rules cover: a deny pattern that matches refuses it
  * (deny wins); when any covering rule has an allow list, only what some allow
  * pattern matches passes. Paths are matched in their normalised form
- * (pathnorm.h). Deny patterns also match case-insensitively and with
+ * (pathnorm.h). Deny patterns also match case-insensitively, without one
+ * final "/" and with
  * ";parameters" removed from segments, so "/V1/FILES" or "/v1/files;x" cannot
  * slip past "deny POST /v1/files" on a lenient server; allow patterns match
  * exactly (a spelling they do not match is refused).

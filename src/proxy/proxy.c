@@ -69,6 +69,8 @@ enum state {
     ST_TUNNEL,    /* raw relay both ways */
     ST_FORWARD,   /* plain HTTP: request body up, response down */
     ST_CLOSING,   /* flushing a final answer to the client, then close */
+    ST_LINGER,    /* answer sent and write side shut: drain what the client still
+                     sends for a while, so the answer is not lost to a reset */
 };
 
 enum flow_mode {
@@ -105,8 +107,13 @@ struct flow {
      * slots may be full (small segments use whole pages) even though inpipe
      * is below PIPE_SIZE. Do not wait for the source until some drained. */
     bool pipe_full;
-    uint64_t bytes;
+    uint64_t bytes;        /* body bytes (chunk data only, not its framing) */
     uint64_t limit;        /* request rules: bytes this body may carry (UINT64_MAX: any) */
+    /* maxSessionBytes: counters this flow is charged to as bytes pass, and
+     * their maxima (so parallel uploads share one budget) */
+    uint64_t *sess[8];
+    uint64_t sess_max[8];
+    size_t nsess;
     /* credentials: the body is decoded, its sentinels replaced, and sent
      * chunked (or with its length when no replacement changes it) */
     struct subst *xf;
@@ -125,6 +132,7 @@ struct conn {
     uv_timer_t timer;
     int handles;            /* open libuv handles; freed at 0 */
     bool closing;
+    size_t linger_left;     /* ST_LINGER: bytes still discarded before closing */
     struct resolve_req *rq;
 
     /* current destination */
@@ -163,9 +171,9 @@ struct conn {
     json_t *cred_audit;      /* {"injected": [...], "stripped": [...]} for net.request */
 
     /* request rules in force for the current request */
-    int lim_rules[8];
-    size_t nlim_rules;
     const char *req_rule_text; /* the pattern that allowed it, for the audit record */
+    const char *deny_rule;     /* the rule named in a net.request deny record */
+    char deny_rule_buf[40];
 
     /* plain HTTP exchange */
     bool is_connect;
@@ -210,6 +218,9 @@ struct proxy {
     bool freeing;
     int handles;
 };
+
+#define LINGER_MS 2000
+#define LINGER_BYTES (1u << 20)
 
 static char g_scratch[SCRATCH_SIZE];
 static struct http_request g_req;
@@ -496,7 +507,10 @@ static void audit_request(struct conn *c, int status, bool allow, const char *re
                           "port", c->target.port, "path", c->path ? c->path : "", "status", status);
     if (!f)
         return;
-    const char *rule = c->req_rule_text ? c->req_rule_text : c->rule;
+    /* The rule that decided: the request rule that allowed or refused it;
+     * else, for an allowed request, the host entry. A refusal for another
+     * reason (malformed, misdirected) names no rule. */
+    const char *rule = c->req_rule_text ? c->req_rule_text : allow ? c->rule : c->deny_rule;
     if (rule)
         json_object_set_new(f, "rule", json_string(rule));
     if (reason)
@@ -1291,6 +1305,33 @@ static void start_connect(struct conn *c)
 
 /* Move bytes of one message body or tunnel from src to dst. Returns 1 when
  * progress was made, 0 when blocked, -1 on a fatal error. */
+/* Bytes this flow may still carry: its own limit and every session budget
+ * it is charged to. */
+static uint64_t flow_room(const struct flow *f)
+{
+    uint64_t room = f->limit == UINT64_MAX ? UINT64_MAX
+                                           : (f->bytes >= f->limit ? 0 : f->limit - f->bytes);
+    for (size_t i = 0; i < f->nsess; i++) {
+        uint64_t used = *f->sess[i];
+        uint64_t left = used >= f->sess_max[i] ? 0 : f->sess_max[i] - used;
+        if (left < room)
+            room = left;
+    }
+    return room;
+}
+
+static bool flow_limited(const struct flow *f)
+{
+    return f->limit != UINT64_MAX || f->nsess > 0;
+}
+
+static void flow_charge(struct flow *f, uint64_t n)
+{
+    f->bytes += n;
+    for (size_t i = 0; i < f->nsess; i++)
+        *f->sess[i] += n;
+}
+
 /* Output of a body transform: raw, or one chunk per run. */
 struct xf_out {
     struct ep *dst;
@@ -1362,7 +1403,7 @@ static int relay_xf(struct ep *src, struct ep *dst, struct flow *f, uint64_t *to
             f->xf_ended = true;
             continue;
         }
-        if (f->limit != UINT64_MAX && f->bytes >= f->limit)
+        if (flow_limited(f) && flow_room(f) == 0 && f->mode != FLOW_CHUNKED)
             return -2;
         const char *data;
         size_t n;
@@ -1383,18 +1424,22 @@ static int relay_xf(struct ep *src, struct ep *dst, struct flow *f, uint64_t *to
             n = (size_t)r;
         }
         size_t used;
+        uint64_t payload;
         if (f->mode == FLOW_CHUNKED) {
             bool done = false;
+            uint64_t before = f->ck.total;
             long k = http_chunked_decode(&f->ck, data, n, &done, xf_data, &feed);
             if (k < 0)
                 return -1;
             used = (size_t)k;
+            payload = f->ck.total - before;
             f->xf_ended = done;
         } else {
             used = n;
             if (f->mode == FLOW_LENGTH && n > f->remaining)
                 used = (size_t)f->remaining;
-            if (f->limit != UINT64_MAX && f->bytes + used > f->limit)
+            payload = used;
+            if (flow_limited(f) && payload > flow_room(f))
                 return -2;
             if (subst_feed(f->xf, data, used, xf_emit, &out) < 0)
                 return -1;
@@ -1403,9 +1448,9 @@ static int relay_xf(struct ep *src, struct ep *dst, struct flow *f, uint64_t *to
                 f->xf_ended = f->remaining == 0;
             }
         }
-        if (f->limit != UINT64_MAX && f->bytes + used > f->limit)
+        if (flow_limited(f) && payload > flow_room(f))
             return -2;
-        f->bytes += used;
+        flow_charge(f, payload);
         *total += used;
         if (buffered) {
             ep_consume_in(src, used);
@@ -1455,21 +1500,24 @@ static int relay(struct ep *src, struct ep *dst, struct flow *f, uint64_t *total
         size_t n = src->inlen;
         if (f->mode == FLOW_LENGTH && n > f->remaining)
             n = (size_t)f->remaining;
+        uint64_t payload = n;
         if (f->mode == FLOW_CHUNKED) {
             bool done = false;
+            uint64_t before = f->ck.total;
             long k = http_chunked_feed(&f->ck, src->in, n, &done);
             if (k < 0)
                 return -1;
             n = (size_t)k;
+            payload = f->ck.total - before;
             if (done)
                 f->mode = FLOW_DONE;
         }
-        if (f->limit != UINT64_MAX && f->bytes + n > f->limit)
+        if (flow_limited(f) && payload > flow_room(f))
             return -2;
         if (ep_append_out(dst, src->in, n) < 0)
             return -1;
         ep_consume_in(src, n);
-        f->bytes += n;
+        flow_charge(f, payload);
         *total += n;
         if (f->mode == FLOW_LENGTH) {
             f->remaining -= n;
@@ -1509,14 +1557,14 @@ static int relay(struct ep *src, struct ep *dst, struct flow *f, uint64_t *total
         size_t want = SCRATCH_SIZE;
         if (f->mode == FLOW_LENGTH && f->remaining < want)
             want = (size_t)f->remaining;
-        if (f->limit != UINT64_MAX && f->bytes >= f->limit)
+        if (flow_limited(f) && flow_room(f) == 0 && f->mode != FLOW_CHUNKED)
             return -2; /* the body is larger than the rules allow */
         if (f->splice) {
             size_t sw = PIPE_SIZE - f->inpipe;
             if (f->mode == FLOW_LENGTH && f->remaining < sw)
                 sw = (size_t)f->remaining;
-            if (f->limit != UINT64_MAX && f->limit - f->bytes < sw)
-                sw = (size_t)(f->limit - f->bytes);
+            if (flow_limited(f) && flow_room(f) < sw)
+                sw = (size_t)flow_room(f);
             if (sw == 0)
                 return progress;
             ssize_t r = splice(src->fd, NULL, f->pipe[1], NULL, sw,
@@ -1536,7 +1584,7 @@ static int relay(struct ep *src, struct ep *dst, struct flow *f, uint64_t *total
                 break;
             }
             f->inpipe += (size_t)r;
-            f->bytes += (size_t)r;
+            flow_charge(f, (uint64_t)r);
             *total += (size_t)r;
             if (f->mode == FLOW_LENGTH) {
                 f->remaining -= (size_t)r;
@@ -1555,21 +1603,24 @@ static int relay(struct ep *src, struct ep *dst, struct flow *f, uint64_t *total
         }
         size_t n = (size_t)r;
         size_t fwd = n;
+        uint64_t payload = n;
         if (f->mode == FLOW_CHUNKED) {
             bool done = false;
+            uint64_t before = f->ck.total;
             long k = http_chunked_feed(&f->ck, g_scratch, n, &done);
             if (k < 0)
                 return -1;
             fwd = (size_t)k;
+            payload = f->ck.total - before;
             if (done)
                 f->mode = FLOW_DONE;
             /* Bytes after the end of the message belong to the next one. */
             if (fwd < n && ep_push_in(src, g_scratch + fwd, n - fwd) < 0)
                 return -1;
         }
-        if (f->limit != UINT64_MAX && f->bytes + fwd > f->limit)
+        if (flow_limited(f) && payload > flow_room(f))
             return -2; /* cut: nothing of this chunk goes out */
-        f->bytes += fwd;
+        flow_charge(f, payload);
         *total += fwd;
         if (f->mode == FLOW_LENGTH) {
             f->remaining -= fwd;
@@ -2035,13 +2086,6 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
     return 0;
 }
 
-static void add_session_bytes(struct conn *c)
-{
-    for (size_t i = 0; i < c->nlim_rules; i++)
-        c->px->session_used[c->lim_rules[i]] += c->up.bytes;
-    c->nlim_rules = 0;
-}
-
 /* Request rules, for a host they cover: the target is normalised (the
  * spelling both judged and forwarded), then judged, then its body size
  * bounded. Hosts no rule covers are forwarded as sent: strict
@@ -2052,15 +2096,24 @@ static bool judge_request(struct conn *c, const struct http_request *q)
     const struct proxy_config *cfg = &c->px->cfg;
     free(c->path);
     c->path = NULL;
-    c->nlim_rules = 0;
     c->req_rule_text = NULL;
+    c->deny_rule = NULL;
     bool covered = false;
-    for (size_t i = 0; i < cfg->nrules_req; i++)
-        covered |= req_rule_covers(&cfg->rules_req[i], &c->target);
+    int first = -1;
+    for (size_t i = 0; i < cfg->nrules_req; i++) {
+        if (req_rule_covers(&cfg->rules_req[i], &c->target)) {
+            covered = true;
+            if (first < 0)
+                first = (int)i;
+        }
+    }
     if (!q->path) {
         c->path = strdup("*");
         if (covered) {
+            snprintf(c->deny_rule_buf, sizeof(c->deny_rule_buf), "requestRules[%d]", first);
+            c->deny_rule = c->deny_rule_buf;
             audit_request(c, 403, false, "OPTIONS * on a host with request rules");
+            c->deny_rule = NULL;
             http_answer(c, 403, "Forbidden", "blocked-by-rule",
                         "asterisk-form requests are refused on a host with request rules");
             return false;
@@ -2093,42 +2146,40 @@ static bool judge_request(struct conn *c, const struct http_request *q)
         char reason[600];
         snprintf(reason, sizeof(reason), "%s (requestRules[%d]%s%s)", v.reason, v.rule,
                  v.pattern ? ": deny " : "", v.pattern ? v.pattern : "");
-        const char *saved = c->rule;
-        if (v.pattern)
-            c->rule = v.pattern;
+        snprintf(c->deny_rule_buf, sizeof(c->deny_rule_buf), "requestRules[%d]", v.rule);
+        c->deny_rule = v.pattern ? v.pattern : c->deny_rule_buf;
         audit_request(c, 403, false, reason);
-        c->rule = saved;
+        c->deny_rule = NULL;
         http_answer(c, 403, "Forbidden", "blocked-by-rule", reason);
         return false;
     }
     c->req_rule_text = v.pattern;
-    /* Byte limits of every covering rule (T27). */
+    /* Byte limits of every covering rule (T27). A session budget is the
+     * rule's, shared by every host it covers, and charged as bytes pass, so
+     * parallel uploads cannot each spend it whole. */
     uint64_t limit = UINT64_MAX;
+    struct flow *f = &c->up;
+    f->nsess = 0;
     for (size_t i = 0; i < cfg->nrules_req; i++) {
         const struct req_rule *r = &cfg->rules_req[i];
         if (!req_rule_covers(r, &c->target))
             continue;
         if (r->max_request_bytes && r->max_request_bytes < limit)
             limit = r->max_request_bytes;
-        if (r->max_session_bytes) {
-            uint64_t used = c->px->session_used[i];
-            uint64_t left = used >= r->max_session_bytes ? 0 : r->max_session_bytes - used;
-            if (left < limit)
-                limit = left;
-            if (c->nlim_rules < ARRAY_SIZE(c->lim_rules))
-                c->lim_rules[c->nlim_rules++] = (int)i;
+        if (r->max_session_bytes && f->nsess < ARRAY_SIZE(f->sess)) {
+            f->sess[f->nsess] = &c->px->session_used[i];
+            f->sess_max[f->nsess++] = r->max_session_bytes;
         }
     }
-    if (limit != UINT64_MAX && q->framing == HTTP_BODY_LENGTH && q->content_length > limit) {
+    f->limit = limit;
+    if (flow_limited(f) && q->framing == HTTP_BODY_LENGTH && q->content_length > flow_room(f)) {
         audit_request(c, 413, false, "the request body is larger than the rules allow "
                                      "(maxRequestBytes or maxSessionBytes)");
         http_answer(c, 413, "Content Too Large", "too-large",
                     "the request body is larger than the rules allow (maxRequestBytes or "
                     "maxSessionBytes)");
-        c->nlim_rules = 0;
         return false;
     }
-    c->up.limit = limit;
     return true;
 }
 
@@ -2452,9 +2503,17 @@ static int handle_response_head(struct conn *c)
     if (g_res.status == 101 && c->req_upgrade) {
         audit_request(c, 101, true, NULL);
         c->st = ST_TUNNEL;
+        /* The request rules' byte limits go on over the upgraded stream
+         * (T17): what the request may still carry, and the session budgets. */
+        struct flow keep = c->up;
         flow_reset(&c->up);
         flow_reset(&c->down);
         c->up.mode = c->down.mode = FLOW_RAW;
+        c->up.limit = keep.limit == UINT64_MAX ? UINT64_MAX
+                      : keep.bytes >= keep.limit ? 0 : keep.limit - keep.bytes;
+        c->up.nsess = keep.nsess;
+        memcpy(c->up.sess, keep.sess, sizeof(keep.sess));
+        memcpy(c->up.sess_max, keep.sess_max, sizeof(keep.sess_max));
         return 1;
     }
     if (g_res.status >= 100 && g_res.status < 200)
@@ -2495,6 +2554,10 @@ static void set_poll(struct ep *e, int want, uv_poll_cb cb)
 static void on_timeout(uv_timer_t *t)
 {
     struct conn *c = t->data;
+    if (c->st == ST_LINGER || c->st == ST_CLOSING) {
+        conn_close(c);
+        return;
+    }
     if (c->st == ST_HEAD && c->c.inlen == 0 && !c->upstream_ok && c->kind == PROXY_HTTP) {
         conn_close(c);
         return;
@@ -2542,8 +2605,8 @@ static void conn_update(struct conn *c)
             if (c->c.inlen > 0) {
                 enum state before = c->st;
                 size_t len_before = c->c.inlen;
-                if (c->kind == PROXY_HTTP)
-                    handle_http_head(c);
+                if (c->kind == PROXY_HTTP || c->tls_mode)
+                    handle_http_head(c); /* also requests inside an intercepted SOCKS tunnel */
                 else
                     handle_socks_head(c);
                 if (c->st != before || c->c.inlen != len_before)
@@ -2553,6 +2616,12 @@ static void conn_update(struct conn *c)
         }
         case ST_TUNNEL: {
             int a = relay(&c->c, &c->u, &c->up, &c->bytes_up_total);
+            if (a == -2) {
+                audit_request(c, 413, false, "the upgraded connection carried more than the "
+                                             "rules allow (maxRequestBytes or maxSessionBytes)");
+                conn_close(c);
+                return;
+            }
             int b = relay(&c->u, &c->c, &c->down, &c->bytes_down_total);
             if (a < 0 || b < 0) {
                 conn_close(c);
@@ -2571,10 +2640,11 @@ static void conn_update(struct conn *c)
             if (a == -2) {
                 /* The body outgrew maxRequestBytes or maxSessionBytes: cut it
                  * (the upstream sees a truncated request and is dropped). */
-                add_session_bytes(c);
                 audit_request(c, 413, false, "the request body grew larger than the rules "
                                              "allow (maxRequestBytes or maxSessionBytes)");
                 if (!c->resp_head_done) {
+                    if (c->upstream_ok)
+                        audit_close(c); /* it did reach the origin */
                     ep_drop(&c->u);
                     c->upstream_ok = false;
                     http_answer(c, 413, "Content Too Large", "too-large",
@@ -2618,7 +2688,6 @@ static void conn_update(struct conn *c)
                 c->down.mode = FLOW_DONE;
             if (c->down.mode == FLOW_DONE && c->up.mode == FLOW_DONE && !ep_has_out(&c->c) &&
                 c->down.inpipe == 0) {
-                add_session_bytes(c);
                 audit_request(c, c->resp_status, true, NULL);
                 bool keep = c->req_keep_alive && c->resp_keep_alive && !c->resp_until_close &&
                             !c->u.eof;
@@ -2664,9 +2733,32 @@ static void conn_update(struct conn *c)
         }
         case ST_CLOSING: {
             int w = ep_flush(&c->c);
-            if (w != 1) {
+            if (w < 0 || c->c.eof) {
                 conn_close(c);
                 return;
+            }
+            if (w == 0) {
+                /* RFC 9112 9.6: closing with unread request bytes resets
+                 * the connection, and the client may never read the
+                 * answer. Half-close, then discard for a bounded time. */
+                ep_shutdown_write(&c->c);
+                c->st = ST_LINGER;
+                c->linger_left = LINGER_BYTES;
+                uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
+                again = true;
+            }
+            break;
+        }
+        case ST_LINGER: {
+            for (;;) {
+                ssize_t r = ep_recv(&c->c, g_scratch, SCRATCH_SIZE);
+                if (r < 0 && errno == EAGAIN)
+                    break;
+                if (r <= 0 || (size_t)r >= c->linger_left) {
+                    conn_close(c);
+                    return;
+                }
+                c->linger_left -= (size_t)r;
             }
             break;
         }
@@ -2699,6 +2791,9 @@ static void conn_update(struct conn *c)
         break;
     case ST_CLOSING:
         cw = UV_WRITABLE;
+        break;
+    case ST_LINGER:
+        cw = UV_READABLE;
         break;
     case ST_HOP:
         uw = (c->u.eof ? 0 : UV_READABLE) | (ep_has_out(&c->u) ? UV_WRITABLE : 0);

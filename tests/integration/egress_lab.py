@@ -36,7 +36,13 @@ Servers (ports in STATEDIR/ports.json):
          in X-Body-Sha256), /echo (sha256 of the request body), /host (the
          Host field received), /bye (answers, then closes), /eof (a body
          that ends at close), /204, /bad-response (bare LF line ends),
-         /git/... (git http-backend as CGI)
+         /git/... (git http-backend as CGI; repo.git for fetches,
+         push.git also accepts pushes), /redirect-to-evil (302 to
+         http://evil.test/), /redirect?to=URL (302 to URL, percent-decoded),
+         /ws... with "Connection: upgrade" and "Upgrade: websocket" (101,
+         then echoes bytes until EOF and logs "upgraded" with their count).
+         A body cut short is logged as "bad" with "got", the body bytes
+         that did arrive
   https  the same behind TLS (a leaf for allowed.test, *.allowed.test and
          127.0.0.1 signed by a CA made at start) on 443 and a random port
   echo   raw TCP echo on a random port and on 22 (a trap: nothing may arrive)
@@ -177,7 +183,9 @@ def serve_forever(socks, handler):
 
 
 class HeadError(Exception):
-    pass
+    def __init__(self, msg, got=None):
+        super().__init__(msg)
+        self.got = got  # body bytes received before a body was cut short
 
 
 def read_head(rf):
@@ -205,7 +213,7 @@ def read_body(rf, hd):
         while True:
             size_line = rf.readline(1024)
             if not size_line:
-                raise HeadError("EOF in chunked body")
+                raise HeadError("EOF in chunked body", got=sum(map(len, out)))
             size = int(size_line.split(b";")[0].strip(), 16)
             if size == 0:
                 while True:  # trailers
@@ -215,7 +223,7 @@ def read_body(rf, hd):
                 return b"".join(out), "chunked"
             data = rf.read(size)
             if len(data) != size:
-                raise HeadError("EOF in chunk")
+                raise HeadError("EOF in chunk", got=sum(map(len, out)) + len(data))
             out.append(data)
             rf.readline(16)
     cl = hd.get("content-length")
@@ -223,7 +231,7 @@ def read_body(rf, hd):
         n = int(cl)
         data = rf.read(n) if n else b""
         if len(data) != n:
-            raise HeadError("EOF in body")
+            raise HeadError("EOF in body", got=len(data))
         return data, "length"
     return b"", "none"
 
@@ -281,7 +289,10 @@ class Origin:
                 try:
                     body, framing = read_body(rf, hd)
                 except (HeadError, ValueError) as e:
-                    self.log(srv=self.name, ev="bad", port=local[1], error=str(e))
+                    extra = {}
+                    if getattr(e, "got", None) is not None:
+                        extra["got"] = e.got
+                    self.log(srv=self.name, ev="bad", port=local[1], error=str(e), **extra)
                     return
                 if framing != "none":
                     self.log(srv=self.name, ev="body", port=local[1], framing=framing,
@@ -306,6 +317,17 @@ class Origin:
         path = target.split("?", 1)[0]
         if path.startswith("/git/"):
             status, extra, payload = self.git(method, target, hd, body)
+        elif path == "/redirect-to-evil":
+            status = 302
+            extra.append(("Location", "http://evil.test/"))
+        elif path == "/redirect":
+            from urllib.parse import parse_qs
+            status = 302
+            extra.append(("Location", parse_qs(target.partition("?")[2]).get("to", ["/"])[0]))
+        elif path.startswith("/ws") and hd.get("upgrade", "").lower() == "websocket" and \
+                "upgrade" in hd.get("connection", "").lower():
+            self.websocket(conn)
+            raise _CloseNow()
         elif path.startswith("/size/"):
             payload = det_bytes(int(path[6:]))
             extra.append(("X-Body-Sha256", sha256(payload)))
@@ -339,7 +361,7 @@ class Origin:
             raise _CloseNow()
         else:
             payload = ("hello from %s %s %s\n" % (self.name, method, target)).encode("latin-1")
-        reason = {200: "OK", 204: "No Content", 404: "Not Found",
+        reason = {200: "OK", 204: "No Content", 302: "Found", 404: "Not Found",
                   500: "Internal Server Error"}.get(status, "X")
         head = ["HTTP/1.1 %d %s" % (status, reason), "X-Origin: " + self.name]
         head += ["%s: %s" % kv for kv in extra]
@@ -361,6 +383,24 @@ class Origin:
             return close
         conn.sendall(out + payload)
         return close
+
+    def websocket(self, conn):
+        """After a 101, echo every byte until EOF, then log how many came."""
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nX-Origin: %s\r\n\r\n" % self.name.encode())
+        total, first = 0, b""
+        try:
+            while True:
+                d = conn.recv(65536)
+                if not d:
+                    break
+                if len(first) < 200:
+                    first += d[:200 - len(first)]
+                total += len(d)
+                conn.sendall(d)
+        except OSError:
+            pass
+        self.log(srv=self.name, ev="upgraded", bytes=total, first=first.decode("latin-1"))
 
     def git(self, method, target, hd, body):
         path, _, query = target.partition("?")
@@ -613,6 +653,11 @@ def make_git(d):
     _run(["git", "-C", work, "add", "."], env=env)
     _run(["git", "-C", work, "commit", "-q", "-m", "first"], env=env)
     _run(["git", "clone", "-q", "--bare", work, os.path.join(d, "repo.git")], env=env)
+    # push.git: the same history, and git http-backend takes pushes to it
+    # (anonymous receive-pack must be switched on per repository).
+    _run(["git", "clone", "-q", "--bare", work, os.path.join(d, "push.git")], env=env)
+    _run(["git", "--git-dir", os.path.join(d, "push.git"), "config", "http.receivepack",
+          "true"], env=env)
     shutil.rmtree(work)
     head = _run(["git", "--git-dir", os.path.join(d, "repo.git"), "rev-parse", "HEAD"],
                 env=env).stdout.decode().strip()

@@ -21,6 +21,11 @@ Operations (each a dict with "op"):
           the origin (see op_tunnel).
   connect a direct TCP connect ignoring the proxy: "host", "port"; the
           result is "OK" or the errno name.
+  script  several named connections driven step by step (op_script): to
+          the HTTP proxy, through a CONNECT or SOCKS5 tunnel, optionally
+          with TLS inside (trusting a CA file); sends, reads of responses
+          or raw bytes, pauses and half-closes in any order, so that a test
+          can interleave connections or send a body slowly.
 """
 import errno
 import hashlib
@@ -338,12 +343,158 @@ def op_connect(o):
         return errno.errorcode.get(e.errno, str(e))
 
 
+class _TlsSock:
+    """An SSL socket whose recv reports an unclean TLS end as EOF (as the
+    Reader expects of a plain socket)."""
+
+    def __init__(self, ss):
+        self.ss = ss
+
+    def recv(self, n):
+        import ssl
+        try:
+            return self.ss.recv(n)
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            return b""
+        except ssl.SSLError as e:
+            if "EOF" in str(e) or "closed" in str(e).lower():
+                return b""
+            raise
+
+    def sendall(self, b):
+        return self.ss.sendall(b)
+
+    def shutdown(self, how):
+        return self.ss.shutdown(how)
+
+    def settimeout(self, t):
+        return self.ss.settimeout(t)
+
+    def close(self):
+        return self.ss.close()
+
+
+def _script_open(st):
+    """Open one connection of op_script. Returns (socket or None, result)."""
+    res = {"ok": False}
+    if "socks" in st:
+        host, port = st["socks"]
+        s = socket.create_connection(("127.0.0.1", 1080), timeout=TIMEOUT)
+        s.settimeout(TIMEOUT)
+        r = Reader(s)
+        name = host.encode()
+        s.sendall(b"\x05\x01\x00")
+        res["method"] = r.exact(2).hex()
+        s.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + port.to_bytes(2, "big"))
+        try:
+            head = r.exact(10)
+        except EOFError:
+            head = r.buf
+        res["rep"] = head[1] if len(head) > 1 else None
+        if res["rep"] != 0:
+            res["closed_after"] = r.closed_after()
+            s.close()
+            return None, res
+    else:
+        s = socket.create_connection(("127.0.0.1", 3128), timeout=TIMEOUT)
+        s.settimeout(TIMEOUT)
+    if "connect" in st:
+        a = st["connect"]
+        s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (a, a)).encode("latin-1"))
+        r = Reader(s)
+        line, status, reason, headers = read_head(r)
+        res.update(line=line, status=status, reason=reason, headers=headers)
+        if status != 200:
+            cl = hget(headers, "content-length")
+            body = r.exact(int(cl)) if cl is not None else r.rest()
+            res["body"] = body.decode("latin-1")
+            res["closed_after"] = r.closed_after()
+            s.close()
+            return None, res
+        if r.buf:
+            res["extra"] = r.buf.decode("latin-1")
+            s.close()
+            return None, res
+    if "tls" in st:
+        import ssl
+        t = st["tls"]
+        ctx = ssl.create_default_context(cafile=t.get("cafile", "/dev/cordon-ca.pem"))
+        try:
+            s = _TlsSock(ctx.wrap_socket(s, server_hostname=t["sni"]))
+        except (ssl.SSLError, OSError) as e:
+            res["tls_error"] = str(e)
+            s.close()
+            return None, res
+    res["ok"] = True
+    return s, res
+
+
+def op_script(o):
+    """o["steps"]: a list of {"do": ..., "c": NAME, ...}; one result per step.
+      open     {"c", "connect": "host:port"?, "socks": [host, port]?,
+                "tls": {"sni", "cafile"}?}: a connection to the proxy (then a
+               CONNECT or SOCKS5 tunnel, then TLS when asked)
+      send     {"c", "data": latin-1 text, "times"?: n (data repeated)}: errors
+               are reported, not raised
+      read     {"c", "head": bool}: one HTTP response (as op_http's)
+      recv     {"c", "n"}: exactly n raw bytes (or what came before EOF)
+      rest     {"c", "timeout"?}: everything until the peer closes
+      shutdown {"c"}: half-close (SHUT_WR); close {"c"}; sleep {"s"}"""
+    conns, readers, out = {}, {}, []
+    try:
+        for st in o["steps"]:
+            do, name = st["do"], st.get("c", "a")
+            res = None
+            try:
+                if do == "open":
+                    s, res = _script_open(st)
+                    if s is not None:
+                        conns[name], readers[name] = s, Reader(s)
+                elif do == "send":
+                    try:
+                        conns[name].sendall(st["data"].encode("latin-1") *
+                                            st.get("times", 1))
+                        res = {"ok": True}
+                    except OSError as e:
+                        res = {"ok": False, "error": errno.errorcode.get(e.errno, str(e))}
+                elif do == "read":
+                    res = read_response(readers[name], st.get("head", False))
+                elif do == "recv":
+                    r = readers[name]
+                    try:
+                        res = {"data": r.exact(st["n"]).decode("latin-1")}
+                    except EOFError:
+                        res = {"data": r.buf.decode("latin-1"), "eof": True}
+                        r.buf = b""
+                elif do == "rest":
+                    conns[name].settimeout(st.get("timeout", TIMEOUT))
+                    r = readers[name]
+                    try:
+                        res = {"data": r.rest().decode("latin-1"), "timed_out": False}
+                    except socket.timeout:
+                        res = {"data": r.buf.decode("latin-1"), "timed_out": True}
+                elif do == "shutdown":
+                    conns[name].shutdown(socket.SHUT_WR)
+                elif do == "close":
+                    conns.pop(name).close()
+                elif do == "sleep":
+                    import time
+                    time.sleep(st["s"])
+            except Exception as e:  # noqa: BLE001 - reported, not hidden
+                res = {"error": repr(e)}
+            out.append(res)
+    finally:
+        for s in conns.values():
+            s.close()
+    return out
+
+
 def main():
     ops = json.loads(sys.argv[1])
     out = []
     for o in ops:
         fn = {"http": op_http, "socks": op_socks, "connect": op_connect,
-              "tunnel": op_tunnel}[o["op"]]
+              "tunnel": op_tunnel, "script": op_script}[o["op"]]
         out.append(fn(o))
     sys.stdout.write(json.dumps(out) + "\n")
 

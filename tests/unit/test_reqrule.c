@@ -236,6 +236,8 @@ static void test_deny_wins_and_folds(void **state)
     assert_false(decide(&s, "api.example.com", 443, "POST", "/V1/FILES").allow);
     assert_false(decide(&s, "api.example.com", 443, "POST", "/v1/files;jsessionid=1").allow);
     assert_false(decide(&s, "api.example.com", 443, "POST", "/v1;a/files;b").allow);
+    assert_false(decide(&s, "api.example.com", 443, "POST", "/v1/files/").allow);
+    assert_false(decide(&s, "api.example.com", 443, "POST", "/v1/files;x/").allow);
     v = decide(&s, "git.example.com", 443, "POST", "/org/repo.git/git-receive-pack");
     assert_false(v.allow);
     assert_string_equal(v.pattern, "* /**/git-receive-pack");
