@@ -232,6 +232,7 @@ static void on_timeout(uv_timer_t *t);
 static void kick(struct conn *c);
 static void start_connect(struct conn *c);
 static int cred_claim(const struct proxy_config *cfg, const struct net_target *t);
+static void upstream_failed(struct conn *c, const char *why);
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -835,17 +836,31 @@ static void tls_refuse(struct conn *c, const char *reason)
 static bool tls_peek(struct conn *c)
 {
     unsigned char b;
-    ssize_t r = recv(c->c.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t r = c->c.inlen ? 1 : recv(c->c.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (r < 0 && (errno == EAGAIN || errno == EINTR))
         return false;
     if (r <= 0) {
         conn_close(c);
         return true;
     }
-    if (b != 0x16) {
+    if (c->c.inlen || b != 0x16) {
         /* Plain HTTP inside the tunnel (Node's fetch sends http:// URLs
-         * through CONNECT): inspected like any request, the target fixed. */
-        if (b >= 'A' && b <= 'Z') {
+         * through CONNECT): inspected like any request, the target fixed.
+         * It must start with a method and a space ("SSH-2.0-..." does not).
+         * The bytes are read (they cannot start TLS any more), so a client
+         * that pauses mid-method is waited for without spinning. */
+        enum { SNIFF = 24 };
+        int rr = ep_read_in(&c->c, SNIFF);
+        if (rr < 0 && !c->c.eof) {
+            conn_close(c);
+            return true;
+        }
+        size_t i = 0;
+        while (i < c->c.inlen && c->c.in[i] >= 'A' && c->c.in[i] <= 'Z')
+            i++;
+        if (i == c->c.inlen && c->c.inlen < SNIFF && !c->c.eof)
+            return false; /* a method so far: wait for more */
+        if (i > 0 && i < c->c.inlen && c->c.in[i] == ' ') {
             c->tls_mode = true;
             c->st = ST_HEAD;
             uv_timer_start(&c->timer, on_timeout, IDLE_TIMEOUT_MS, 0);
@@ -2655,11 +2670,12 @@ static void conn_update(struct conn *c)
                 conn_close(c);
                 return;
             }
-            if (a < 0) {
-                conn_close(c);
-                return;
-            }
-            if (ep_has_out(&c->u) && ep_flush(&c->u) < 0) {
+            if (a < 0 || (ep_has_out(&c->u) && ep_flush(&c->u) < 0)) {
+                if (!c->resp_head_done && !c->c.eof) {
+                    upstream_failed(c, "the request could not be sent upstream");
+                    again = true;
+                    break;
+                }
                 conn_close(c);
                 return;
             }
@@ -2896,6 +2912,18 @@ static void on_client_poll(uv_poll_t *p, int status, int events)
     conn_update(c);
 }
 
+/* The upstream failed while a request waits for its answer: every
+ * forwarded request gets an answer and a record. */
+static void upstream_failed(struct conn *c, const char *why)
+{
+    if (c->upstream_ok)
+        audit_close(c);
+    ep_drop(&c->u);
+    c->upstream_ok = false;
+    audit_request(c, 502, true, why);
+    http_answer(c, 502, "Bad Gateway", "bad-response", why);
+}
+
 static void on_upstream_poll(uv_poll_t *p, int status, int events)
 {
     struct conn *c = p->data;
@@ -2926,7 +2954,8 @@ static void on_upstream_poll(uv_poll_t *p, int status, int events)
     if (c->st == ST_FORWARD && !c->resp_head_done && (events & UV_READABLE || status < 0)) {
         int r = ep_read_in(&c->u, HTTP_MAX_HEAD + 1);
         if (r < 0 && c->u.inlen == 0 && !c->u.eof) {
-            conn_close(c);
+            upstream_failed(c, "the upstream connection failed before a response");
+            conn_update(c);
             return;
         }
     }

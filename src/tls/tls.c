@@ -15,7 +15,9 @@
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define LEAF_CACHE_MAX 1024
 #define LEAF_DAYS 7
@@ -34,13 +36,37 @@ struct tls_ca {
     size_t nleaves;
 };
 
+/* The secure heap is one private anonymous mapping: mark it so that the
+ * sandbox's init, cloned from this process, sees only zeros there (the CA key
+ * must exist in the supervisor alone). OpenSSL does not say where the heap
+ * is, so find the mapping of a secure allocation in /proc/self/maps. */
+static void secure_heap_wipe_on_fork(void)
+{
+    void *probe = OPENSSL_secure_malloc(32);
+    if (!probe)
+        return;
+    uintptr_t a = (uintptr_t)probe;
+    FILE *f = fopen("/proc/self/maps", "re");
+    char line[512];
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
+            (void)madvise((void *)lo, hi - lo, MADV_WIPEONFORK);
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    OPENSSL_secure_free(probe);
+}
+
 void tls_secure_heap_init(void)
 {
     /* Private keys (BIGNUMs of EC and RSA keys) go to the secure heap once it
      * exists: mlock'ed when RLIMIT_MEMLOCK allows, MADV_DONTDUMP always,
      * cleared on free (OPENSSL_secure_malloc(3)). */
-    if (!CRYPTO_secure_malloc_initialized())
-        (void)CRYPTO_secure_malloc_init(256 * 1024, 32);
+    if (!CRYPTO_secure_malloc_initialized() && CRYPTO_secure_malloc_init(256 * 1024, 32) == 1)
+        secure_heap_wipe_on_fork();
 }
 
 static int ssl_err(struct cordon_error *err, const char *what)
@@ -278,6 +304,18 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_NOACK;
 }
 
+/* The ECH extension itself is refused in the ClientHello callback, which
+ * runs first; should it ever get here, refuse it too. */
+static int ech_parse(SSL *s, unsigned int ext_type, unsigned int context,
+                     const unsigned char *in, size_t inlen, X509 *x, size_t chainidx, int *al,
+                     void *parse_arg)
+{
+    (void)s, (void)ext_type, (void)context, (void)in, (void)inlen, (void)x, (void)chainidx;
+    (void)parse_arg;
+    *al = SSL_AD_ACCESS_DENIED;
+    return 0;
+}
+
 SSL_CTX *tls_server_ctx_new(struct cordon_error *err)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -291,6 +329,15 @@ SSL_CTX *tls_server_ctx_new(struct cordon_error *err)
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    /* OpenSSL 3.0 hands the ClientHello callback only the extensions it
+     * knows: make encrypted_client_hello (0xfe0d) one of them, so that a
+     * ClientHello carrying it can be refused (egress-attacks.md T25). */
+    if (SSL_CTX_add_custom_ext(ctx, 0xfe0d, SSL_EXT_CLIENT_HELLO, NULL, NULL, NULL, ech_parse,
+                               NULL) != 1) {
+        ssl_err(err, "registering the ECH extension");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
