@@ -127,6 +127,15 @@ struct cordon_policy {
         struct cred_spec *v;
         size_t n;
         bool allow_plaintext_inject;
+        /* credentials.awsPairs (and the standard trio, paired automatically) */
+        struct aws_pair {
+            char *akid_var, *secret_var, *token_var; /* token_var may be NULL */
+            bool automatic;
+        } *aws;
+        size_t naws;
+        /* credentials.sigv4: pass these request shapes through unchanged
+         * (the fake signature reaches AWS) instead of refusing them */
+        bool sigv4_streaming, sigv4_presigned, sigv4a;
     } creds;
 
     bool allow_nested_userns;

@@ -1312,12 +1312,96 @@ static int cred_plaintext(struct ctx *c, json_t *v)
     return parse_bool(c, v, &c->p->creds.allow_plaintext_inject);
 }
 
+static int aws_var(struct ctx *c, json_t *v, char **out)
+{
+    const char *s;
+    int r = want_string(c, v, &s);
+    if (r < 0)
+        return r;
+    if (!(isalpha((unsigned char)s[0]) || s[0] == '_'))
+        return fail(c, EINVAL, "\"%s\" is not a POSIX variable name", s);
+    for (const char *q = s; *q; q++)
+        if (!isalnum((unsigned char)*q) && *q != '_')
+            return fail(c, EINVAL, "\"%s\" is not a POSIX variable name", s);
+    free(*out);
+    *out = strdup(s);
+    return *out ? 0 : fail(c, ENOMEM, "out of memory");
+}
+
+static struct aws_pair *cur_aws(struct ctx *c)
+{
+    return &c->p->creds.aws[c->p->creds.naws - 1];
+}
+
+static int aws_akid(struct ctx *c, json_t *v) { return aws_var(c, v, &cur_aws(c)->akid_var); }
+static int aws_secret(struct ctx *c, json_t *v) { return aws_var(c, v, &cur_aws(c)->secret_var); }
+static int aws_token(struct ctx *c, json_t *v) { return aws_var(c, v, &cur_aws(c)->token_var); }
+
+static const struct key aws_pair_keys[] = {
+    { "accessKeyIdVar", KEY_IMPL, aws_akid, NULL, NULL },
+    { "secretAccessKeyVar", KEY_IMPL, aws_secret, NULL, NULL },
+    { "sessionTokenVar", KEY_IMPL, aws_token, NULL, NULL },
+};
+
+static int cred_aws_pairs(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of {\"accessKeyIdVar\", \"secretAccessKeyVar\"}");
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        struct aws_pair *nv = realloc(c->p->creds.aws, (c->p->creds.naws + 1) * sizeof(*nv));
+        if (!nv)
+            return fail(c, ENOMEM, "out of memory");
+        c->p->creds.aws = nv;
+        memset(&nv[c->p->creds.naws++], 0, sizeof(*nv));
+        if ((r = walk_object(c, e, aws_pair_keys, ARRAY_SIZE(aws_pair_keys))) < 0)
+            return r;
+        if (!cur_aws(c)->akid_var || !cur_aws(c)->secret_var)
+            return fail(c, EINVAL, "a pair needs accessKeyIdVar and secretAccessKeyVar");
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static int sigv4_mode(struct ctx *c, json_t *v, bool *passthrough)
+{
+    const char *s;
+    int r = want_string(c, v, &s);
+    if (r < 0)
+        return r;
+    if (strcmp(s, "deny") == 0)
+        *passthrough = false;
+    else if (strcmp(s, "passthrough") == 0)
+        *passthrough = true;
+    else
+        return fail(c, EINVAL, "expected \"deny\" or \"passthrough\"");
+    return 0;
+}
+
+static int sigv4_streaming(struct ctx *c, json_t *v) { return sigv4_mode(c, v, &c->p->creds.sigv4_streaming); }
+static int sigv4_presigned(struct ctx *c, json_t *v) { return sigv4_mode(c, v, &c->p->creds.sigv4_presigned); }
+static int sigv4_a(struct ctx *c, json_t *v) { return sigv4_mode(c, v, &c->p->creds.sigv4a); }
+
+static const struct key sigv4_keys[] = {
+    { "streaming", KEY_IMPL, sigv4_streaming, NULL, NULL },
+    { "presigned", KEY_IMPL, sigv4_presigned, NULL, NULL },
+    { "sigv4a", KEY_IMPL, sigv4_a, NULL, NULL },
+};
+
+static int cred_sigv4(struct ctx *c, json_t *v)
+{
+    return walk_object(c, v, sigv4_keys, ARRAY_SIZE(sigv4_keys));
+}
+
 static const struct key cred_keys[] = {
     { "envVars", KEY_IMPL, cred_env_vars, NULL, NULL },
     { "files", KEY_IMPL, cred_files, NULL, NULL },
     { "allowPlaintextInject", KEY_IMPL, cred_plaintext, NULL, NULL },
-    { "awsPairs", KEY_UNSUPPORTED, NULL, "SigV4 re-signing", "[]" },
-    { "sigv4", KEY_UNSUPPORTED, NULL, "SigV4 re-signing", "{}" },
+    { "awsPairs", KEY_IMPL, cred_aws_pairs, NULL, NULL },
+    { "sigv4", KEY_IMPL, cred_sigv4, NULL, NULL },
 };
 
 static int top_credentials(struct ctx *c, json_t *v)
@@ -1594,6 +1678,14 @@ static bool covered_by_any(const struct net_entry *b, const struct net_entry *li
     return false;
 }
 
+static const struct cred_spec *env_spec(const struct cordon_policy *p, const char *name)
+{
+    for (size_t i = 0; i < p->creds.n; i++)
+        if (!p->creds.v[i].is_file && strcmp(p->creds.v[i].name, name) == 0)
+            return &p->creds.v[i];
+    return NULL;
+}
+
 static int cred_checks(struct ctx *c)
 {
     struct cordon_policy *p = c->p;
@@ -1640,6 +1732,58 @@ static int cred_checks(struct ctx *c)
             if (p->net.tls && covered_by_any(e, p->net.tls_exclude, p->net.ntls_exclude, NULL))
                 return fail(c, EINVAL, "\"%s\" is in tlsTerminate.excludeDomains, so nothing "
                                        "could be injected there", e->text);
+        }
+    }
+    /* awsPairs: every variable whole-value masked, each in one slot; the
+     * standard trio pairs itself. */
+    for (size_t i = 0; i < p->creds.naws; i++) {
+        const struct aws_pair *ap = &p->creds.aws[i];
+        const char *vars[3] = { ap->akid_var, ap->secret_var, ap->token_var };
+        static const char *const keys[3] = { "accessKeyIdVar", "secretAccessKeyVar",
+                                             "sessionTokenVar" };
+        for (int k = 0; k < 3; k++) {
+            if (!vars[k])
+                continue;
+            snprintf(c->ptr, sizeof(c->ptr), "/credentials/awsPairs/%zu/%s", i, keys[k]);
+            const struct cred_spec *cs = env_spec(p, vars[k]);
+            if (!cs || !cs->mask || cs->extract || cs->jwt)
+                return fail(c, EINVAL, "%s must be an envVars entry with mode \"mask\" and no "
+                                       "extract or decode", vars[k]);
+            for (size_t j = 0; j <= i; j++)
+                for (int m = 0; m < 3; m++) {
+                    const struct aws_pair *o = &p->creds.aws[j];
+                    const char *ov = m == 0 ? o->akid_var : m == 1 ? o->secret_var : o->token_var;
+                    if ((j < i || m < k) && ov && strcmp(ov, vars[k]) == 0)
+                        return fail(c, EINVAL, "%s is used in two slots", vars[k]);
+                }
+        }
+    }
+    {
+        const struct cred_spec *a = env_spec(p, "AWS_ACCESS_KEY_ID");
+        const struct cred_spec *s = env_spec(p, "AWS_SECRET_ACCESS_KEY");
+        const struct cred_spec *t = env_spec(p, "AWS_SESSION_TOKEN");
+        bool whole_a = a && a->mask && !a->extract && !a->jwt;
+        bool whole_s = s && s->mask && !s->extract && !s->jwt;
+        bool whole_t = t && t->mask && !t->extract && !t->jwt;
+        bool used = false;
+        for (size_t i = 0; i < p->creds.naws; i++) {
+            const struct aws_pair *ap = &p->creds.aws[i];
+            used |= strcmp(ap->akid_var, "AWS_ACCESS_KEY_ID") == 0 ||
+                    strcmp(ap->secret_var, "AWS_SECRET_ACCESS_KEY") == 0;
+        }
+        if (whole_a && whole_s && !used) {
+            struct aws_pair *nv = realloc(p->creds.aws, (p->creds.naws + 1) * sizeof(*nv));
+            if (!nv)
+                return fail(c, ENOMEM, "out of memory");
+            p->creds.aws = nv;
+            struct aws_pair *ap = &nv[p->creds.naws++];
+            memset(ap, 0, sizeof(*ap));
+            ap->automatic = true;
+            ap->akid_var = strdup("AWS_ACCESS_KEY_ID");
+            ap->secret_var = strdup("AWS_SECRET_ACCESS_KEY");
+            ap->token_var = whole_t ? strdup("AWS_SESSION_TOKEN") : NULL;
+            if (!ap->akid_var || !ap->secret_var || (whole_t && !ap->token_var))
+                return fail(c, ENOMEM, "out of memory");
         }
     }
     c->ptr[0] = '\0';
@@ -1943,6 +2087,12 @@ void cordon_policy_free(cordon_policy *p)
         free(cs->inject_hosts);
     }
     free(p->creds.v);
+    for (size_t i = 0; i < p->creds.naws; i++) {
+        free(p->creds.aws[i].akid_var);
+        free(p->creds.aws[i].secret_var);
+        free(p->creds.aws[i].token_var);
+    }
+    free(p->creds.aws);
     for (size_t i = 0; i < p->net.nreq_rules; i++)
         req_rule_free(&p->net.req_rules[i]);
     free(p->net.req_rules);
@@ -2125,7 +2275,8 @@ char *cordon_policy_to_json(const cordon_policy *p)
     }
     if (p->ignore_violations)
         json_object_set(root, "ignoreViolations", p->ignore_violations);
-    if (p->creds.n || p->creds.allow_plaintext_inject) {
+    if (p->creds.n || p->creds.allow_plaintext_inject || p->creds.naws ||
+        p->creds.sigv4_streaming || p->creds.sigv4_presigned || p->creds.sigv4a) {
         json_t *ev = json_array(), *fv = json_array();
         static const char *const nm[] = { "error", "warn", "deny" };
         for (size_t i = 0; ev && fv && i < p->creds.n; i++) {
@@ -2154,9 +2305,30 @@ char *cordon_policy_to_json(const cordon_policy *p)
             }
             json_array_append_new(cs->is_file ? fv : ev, o);
         }
-        json_object_set_new(root, "credentials",
-                            json_pack("{s:o*, s:o*, s:b}", "envVars", ev, "files", fv,
-                                      "allowPlaintextInject", p->creds.allow_plaintext_inject));
+        json_t *cr = json_pack("{s:o*, s:o*, s:b}", "envVars", ev, "files", fv,
+                               "allowPlaintextInject", p->creds.allow_plaintext_inject);
+        json_t *aw = json_array();
+        for (size_t i = 0; cr && aw && i < p->creds.naws; i++) {
+            const struct aws_pair *ap = &p->creds.aws[i];
+            if (ap->automatic)
+                continue; /* paired again when loaded */
+            json_t *o = json_pack("{s:s, s:s}", "accessKeyIdVar", ap->akid_var,
+                                  "secretAccessKeyVar", ap->secret_var);
+            if (o && ap->token_var)
+                json_object_set_new(o, "sessionTokenVar", json_string(ap->token_var));
+            json_array_append_new(aw, o);
+        }
+        static const char *const pm[] = { "deny", "passthrough" };
+        if (cr) {
+            json_object_set_new(cr, "awsPairs", aw);
+            json_object_set_new(cr, "sigv4", json_pack("{s:s, s:s, s:s}", "streaming",
+                                                       pm[p->creds.sigv4_streaming],
+                                                       "presigned", pm[p->creds.sigv4_presigned],
+                                                       "sigv4a", pm[p->creds.sigv4a]));
+        } else {
+            json_decref(aw);
+        }
+        json_object_set_new(root, "credentials", cr);
     }
     json_t *lim = json_object();
     for (int i = 0; lim && i < 5; i++) {

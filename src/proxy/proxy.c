@@ -28,6 +28,7 @@
 #include "socks5.h"
 #include "subst.h"
 #include "tls/creds.h"
+#include "tls/sigv4.h"
 #include "tls/tls.h"
 #include "core/cleanup.h"
 #include "core/err.h"
@@ -40,6 +41,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -168,6 +170,11 @@ struct conn {
     struct subst_pair *cred_back;    /* real -> stand-in, for what the response echoes */
     size_t ncred_back;
     bool cred_host;          /* a credential belongs to this host: client ones are stripped */
+    /* SigV4 (credentials.awsPairs): this request is signed again */
+    const struct cred_aws *aws;
+    struct sigv4_auth aws_auth;
+    char aws_payload[72];    /* the payload hash line of the canonical request */
+    size_t head_cap;         /* ST_HEAD read limit while a body is gathered (0: a head) */
     json_t *cred_audit;      /* {"injected": [...], "stripped": [...]} for net.request */
 
     /* request rules in force for the current request */
@@ -1730,6 +1737,7 @@ static void cred_reset(struct conn *c)
     free(c->cred_back);
     c->cred_back = NULL;
     c->ncred_back = 0;
+    c->aws = NULL;
     c->cred_host = false;
     json_decref(c->cred_audit);
     c->cred_audit = NULL;
@@ -1790,6 +1798,16 @@ static const char *const client_cred_headers[] = {
     "authorization", "proxy-authorization", "cookie", "x-api-key",
 };
 
+/* Is secret i the secret key or session token of an AWS pair? */
+static bool aws_signing_secret(const struct cred_store *cs, size_t i)
+{
+    for (size_t k = 0; k < cs->naws; k++)
+        if ((size_t)cs->aws[k].secret == i ||
+            (cs->aws[k].token >= 0 && (size_t)cs->aws[k].token == i))
+            return true;
+    return false;
+}
+
 /* Work out the credentials of a request: which secrets may be substituted
  * and which headers injected. The effective host is the target; inside an
  * intercepted tunnel whose Host names another host (requireHostMatch
@@ -1823,6 +1841,12 @@ static bool cred_prepare_request(struct conn *c, const struct http_request *q)
             return true;
         for (size_t i = 0; i < cs->nsecrets; i++) {
             const struct cred_secret *s = &cs->secrets[i];
+            /* An AWS secret key or session token is never put in a request
+             * as such: it only signs (and the token has its own header).
+             * Substituted into a body it could be stored where someone
+             * else reads it (an object in another account's bucket). */
+            if (aws_signing_secret(cs, i))
+                continue;
             if (secret_covers(s, &c->target) && (!has_alt || secret_covers(s, &alt)))
                 c->cred_pairs[c->ncred_pairs++] =
                     (struct subst_pair){ s->fake, s->fake_len, s->real, s->real_len };
@@ -1851,6 +1875,11 @@ static bool cred_prepare_request(struct conn *c, const struct http_request *q)
     size_t nback = c->ncred_pairs;
     for (size_t i = 0; i < c->ncred_hdrs; i++)
         nback += c->cred_hdrs[i]->npieces;
+    size_t naws_back = 0;
+    for (size_t i = 0; subst_ok && i < cs->nsecrets; i++)
+        if (aws_signing_secret(cs, i) && secret_covers(&cs->secrets[i], &c->target))
+            naws_back++;
+    nback += naws_back;
     if (nback) {
         c->cred_back = calloc(nback, sizeof(*c->cred_back));
         if (!c->cred_back) {
@@ -1868,6 +1897,12 @@ static bool cred_prepare_request(struct conn *c, const struct http_request *q)
                 c->cred_back[c->ncred_back++] =
                     (struct subst_pair){ pc->real, pc->real_len, pc->fake, pc->fake_len };
             }
+        for (size_t i = 0; naws_back && i < cs->nsecrets; i++) {
+            const struct cred_secret *s = &cs->secrets[i];
+            if (aws_signing_secret(cs, i) && secret_covers(s, &c->target))
+                c->cred_back[c->ncred_back++] =
+                    (struct subst_pair){ s->real, s->real_len, s->fake, s->fake_len };
+        }
     }
     return true;
 }
@@ -1994,6 +2029,8 @@ static void hb_subst(struct conn *c, struct hbuf *b, const char *s, size_t n)
 static int cred_body(struct conn *c, const struct http_request *r, bool *chunked_out)
 {
     *chunked_out = false;
+    if (c->aws) /* signed over the body as sent: it goes as it is */
+        return 0;
     if (c->ncred_pairs == 0 || r->framing == HTTP_BODY_NONE ||
         (r->framing == HTTP_BODY_LENGTH && r->content_length == 0))
         return 0;
@@ -2014,6 +2051,297 @@ static int cred_body(struct conn *c, const struct http_request *r, bool *chunked
     return 0;
 }
 
+/* Largest body buffered to hash for a re-signed request (srt: 64 MiB). */
+#define SIGV4_BODY_MAX (64u << 20)
+
+struct hash_feed {
+    EVP_MD_CTX *md;
+};
+
+static int hash_data(void *ud, const char *p, size_t n)
+{
+    struct hash_feed *h = ud;
+    return EVP_DigestUpdate(h->md, p, n) == 1 ? 0 : -1;
+}
+
+static void aws_refuse(struct conn *c, const char *reason)
+{
+    cred_note(c, "stripped", "Authorization", 13);
+    audit_request(c, 403, false, reason);
+    http_answer(c, 403, "Forbidden", "blocked-by-rule", reason);
+}
+
+/* Does a masked AWS key of this request's host appear in the text? */
+static const struct cred_aws *aws_key_in(const struct conn *c, const char *text, size_t len)
+{
+    const struct cred_store *cs = c->px->cfg.creds;
+    for (size_t i = 0; cs && i < cs->naws; i++) {
+        const struct cred_secret *k = &cs->secrets[cs->aws[i].akid];
+        for (size_t j = 0; j < c->ncred_pairs; j++)
+            if (c->cred_pairs[j].from == k->fake && memmem(text, len, k->fake, k->fake_len))
+                return &cs->aws[i];
+    }
+    return NULL;
+}
+
+/* SigV4 with a masked key (credentials.awsPairs): check that the client's
+ * signature verifies with the fake secret it holds, over the request as it
+ * sent it, then let build_forward_head sign it again with the real one.
+ * Shapes that cannot be re-signed are refused unless credentials.sigv4 lets
+ * them pass (the fake signature then reaches AWS, which refuses it). When
+ * the payload hash needs the body, the body is gathered first (up to
+ * SIGV4_BODY_MAX). Returns 1 to go on, 0 to wait for more of the body, -1
+ * when the request was answered. */
+static int aws_prepare(struct conn *c, const struct http_request *q, size_t headlen)
+{
+    c->aws = NULL;
+    const struct cred_store *cs = c->px->cfg.creds;
+    if (!cs || !cs->naws || c->ncred_pairs == 0)
+        return 1;
+    if (q->path && sigv4_query_presigned(c->path) && aws_key_in(c, c->path, strlen(c->path))) {
+        if (cs->sigv4_presigned)
+            return 1;
+        aws_refuse(c, "a presigned URL made with a masked AWS key cannot be signed again "
+                      "(credentials.sigv4.presigned)");
+        return -1;
+    }
+    const struct http_header *ah = http_find(q->headers, q->nheaders, "authorization");
+    if (!ah)
+        return 1;
+    struct sigv4_auth a;
+    enum sigv4_kind kind = sigv4_parse_auth(ah->value, ah->value_len, &a);
+    if (kind == SIGV4_ECDSA && aws_key_in(c, ah->value, ah->value_len)) {
+        if (cs->sigv4a)
+            return 1;
+        aws_refuse(c, "a SigV4A (ECDSA) signature made with a masked AWS key cannot be signed "
+                      "again (credentials.sigv4.sigv4a)");
+        return -1;
+    }
+    if (kind != SIGV4_HMAC)
+        return 1;
+    const struct cred_aws *pair = NULL;
+    for (size_t i = 0; i < cs->naws && !pair; i++) {
+        const struct cred_secret *k = &cs->secrets[cs->aws[i].akid];
+        if (strlen(a.akid) == k->fake_len && memcmp(a.akid, k->fake, k->fake_len) == 0 &&
+            aws_key_in(c, k->fake, k->fake_len))
+            pair = &cs->aws[i];
+    }
+    if (!pair)
+        return 1; /* another key: stripped as a client credential */
+    const struct http_header *xh = http_find(q->headers, q->nheaders, "x-amz-content-sha256");
+    if (xh) {
+        bool hex = xh->value_len == 64;
+        for (size_t i = 0; hex && i < 64; i++)
+            hex = (xh->value[i] >= '0' && xh->value[i] <= '9') ||
+                  (xh->value[i] >= 'a' && xh->value[i] <= 'f');
+        if (!hex && !(xh->value_len == 16 && memcmp(xh->value, "UNSIGNED-PAYLOAD", 16) == 0) &&
+            !(xh->value_len == 34 &&
+              memcmp(xh->value, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", 34) == 0)) {
+            if (xh->value_len >= 10 && memcmp(xh->value, "STREAMING-", 10) == 0) {
+                if (cs->sigv4_streaming)
+                    return 1;
+                aws_refuse(c, "a streaming (aws-chunked) upload signed with a masked AWS key "
+                              "cannot be signed again (credentials.sigv4.streaming)");
+                return -1;
+            }
+            aws_refuse(c, "an x-amz-content-sha256 value that cannot be signed again");
+            return -1;
+        }
+        snprintf(c->aws_payload, sizeof(c->aws_payload), "%.*s", (int)xh->value_len, xh->value);
+    } else if (q->framing == HTTP_BODY_NONE ||
+               (q->framing == HTTP_BODY_LENGTH && q->content_length == 0)) {
+        sigv4_sha256_hex("", 0, c->aws_payload);
+    } else {
+        /* The client hashed the body: so must we, before the head goes. */
+        if (q->framing == HTTP_BODY_LENGTH && q->content_length > SIGV4_BODY_MAX) {
+            aws_refuse(c, "the body of a request signed with a masked AWS key is larger than "
+                          "cordon buffers to sign it again (64 MiB)");
+            return -1;
+        }
+        const char *body = c->c.in + headlen;
+        size_t avail = c->c.inlen - headlen;
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+            EVP_MD_CTX_free(md);
+            return 1;
+        }
+        bool done;
+        if (q->framing == HTTP_BODY_LENGTH) {
+            done = avail >= q->content_length;
+            if (done)
+                EVP_DigestUpdate(md, body, (size_t)q->content_length);
+        } else {
+            struct http_chunked ck = { 0 };
+            struct hash_feed hf = { md };
+            done = false;
+            if (http_chunked_decode(&ck, body, avail, &done, hash_data, &hf) < 0) {
+                EVP_MD_CTX_free(md);
+                aws_refuse(c, "malformed chunked body");
+                return -1;
+            }
+            if (!done && ck.total > SIGV4_BODY_MAX) {
+                EVP_MD_CTX_free(md);
+                aws_refuse(c, "the body of a request signed with a masked AWS key is larger "
+                              "than cordon buffers to sign it again (64 MiB)");
+                return -1;
+            }
+        }
+        if (!done) {
+            EVP_MD_CTX_free(md);
+            if (c->c.eof) {
+                aws_refuse(c, "the request body ended early");
+                return -1;
+            }
+            c->head_cap = q->framing == HTTP_BODY_LENGTH
+                              ? headlen + (size_t)q->content_length + 1
+                              : headlen + SIGV4_BODY_MAX + SIGV4_BODY_MAX / 8;
+            uv_timer_start(&c->timer, on_timeout, IDLE_TIMEOUT_MS, 0);
+            return 0;
+        }
+        unsigned char d[32];
+        unsigned int dl = 0;
+        EVP_DigestFinal_ex(md, d, &dl);
+        EVP_MD_CTX_free(md);
+        static const char hx[] = "0123456789abcdef";
+        for (int i = 0; i < 32; i++) {
+            c->aws_payload[2 * i] = hx[d[i] >> 4];
+            c->aws_payload[2 * i + 1] = hx[d[i] & 15];
+        }
+        c->aws_payload[64] = '\0';
+    }
+    /* The client's signature, with the fake secret, over what it sent. */
+    struct sigv4_header *hs = calloc(q->nheaders + 1, sizeof(*hs));
+    char *target = q->path ? strndup(q->path, q->path_len) : strdup("/");
+    if (!hs || !target) {
+        free(hs);
+        free(target);
+        return 1;
+    }
+    const char *amz_date = NULL;
+    char date[20] = "";
+    for (size_t i = 0; i < q->nheaders; i++) {
+        const struct http_header *f = &q->headers[i];
+        hs[i] = (struct sigv4_header){ f->name, f->name_len, f->value, f->value_len };
+        if (f->name_len == 10 && strncasecmp(f->name, "x-amz-date", 10) == 0 &&
+            f->value_len < sizeof(date)) {
+            memcpy(date, f->value, f->value_len);
+            date[f->value_len] = '\0';
+            amz_date = date;
+        }
+    }
+    char method[32];
+    snprintf(method, sizeof(method), "%.*s", (int)q->method_len, q->method);
+    struct sigv4_request sr = { .method = method, .target = target, .headers = hs,
+                                .nheaders = q->nheaders, .payload_hash = c->aws_payload,
+                                .amz_date = amz_date };
+    const struct cred_secret *fake = &cs->secrets[pair->secret];
+    bool ok = false;
+    for (int u = 0; u < 2 && !ok; u++) {
+        char sig[65];
+        enum sigv4_uri mode = u == 0 ? SIGV4_URI_AS_SENT : SIGV4_URI_DOUBLE;
+        ok = sigv4_sign(&sr, &a, mode, fake->fake, fake->fake_len, sig) == 0 &&
+             strcmp(sig, a.signature) == 0;
+    }
+    free(hs);
+    free(target);
+    if (!ok) {
+        aws_refuse(c, "the request's AWS signature does not verify with the masked key the "
+                      "sandbox holds, so it is not signed again");
+        return -1;
+    }
+    c->aws = pair;
+    c->aws_auth = a;
+    return 1;
+}
+
+/* Where a header went in the head being built (offsets survive reallocs). */
+struct hrec {
+    size_t no, nl, vo, vl;
+};
+
+/* Sign the forwarded request again with the real key (SigV4): over the
+ * target and header values as they go out, the payload hash the client
+ * signed, and the scope and signed headers it chose. */
+static int aws_sign(struct conn *c, const struct http_request *r, struct hbuf *b, size_t to,
+                    size_t tl, const struct hrec *rec, size_t nrec, char *auth, size_t authcap)
+{
+    const struct cred_store *cs = c->px->cfg.creds;
+    const struct cred_secret *akid = &cs->secrets[c->aws->akid];
+    const struct cred_secret *sec = &cs->secrets[c->aws->secret];
+    struct sigv4_header *hs = calloc(nrec, sizeof(*hs));
+    char *target = strndup(b->p + to, tl);
+    if (!hs || !target) {
+        free(hs);
+        free(target);
+        return -1;
+    }
+    const char *amz_date = NULL;
+    char date[20] = "";
+    for (size_t i = 0; i < nrec; i++) {
+        hs[i] = (struct sigv4_header){ b->p + rec[i].no, rec[i].nl, b->p + rec[i].vo, rec[i].vl };
+        if (rec[i].nl == 10 && strncasecmp(b->p + rec[i].no, "x-amz-date", 10) == 0 &&
+            rec[i].vl < sizeof(date)) {
+            memcpy(date, b->p + rec[i].vo, rec[i].vl);
+            date[rec[i].vl] = '\0';
+            amz_date = date;
+        }
+    }
+    struct sigv4_auth a = c->aws_auth;
+    snprintf(a.akid, sizeof(a.akid), "%.*s", (int)akid->real_len, akid->real);
+    char method[32];
+    snprintf(method, sizeof(method), "%.*s", (int)r->method_len, r->method);
+    struct sigv4_request sr = { .method = method, .target = target, .headers = hs,
+                                .nheaders = nrec, .payload_hash = c->aws_payload,
+                                .amz_date = amz_date };
+    bool s3 = strncmp(a.service, "s3", 2) == 0;
+    int rc = sigv4_sign(&sr, &a, s3 ? SIGV4_URI_AS_SENT : SIGV4_URI_DOUBLE, sec->real,
+                        sec->real_len, a.signature);
+    free(hs);
+    free(target);
+    if (rc == 0)
+        sigv4_format_auth(&a, auth, authcap);
+    explicit_bzero(&a, sizeof(a));
+    return rc;
+}
+
+/* Insert "x-amz-security-token" into a sorted SignedHeaders list. */
+static void signed_add_token(struct sigv4_auth *a)
+{
+    char out[sizeof(a->signed_headers)];
+    const char *t = "x-amz-security-token";
+    size_t n = 0;
+    bool done = false;
+    const char *p = a->signed_headers;
+    while (*p) {
+        size_t l = strcspn(p, ";");
+        if (l == strlen(t) && strncmp(p, t, l) == 0)
+            return; /* already signed */
+        p += l;
+        if (*p == ';')
+            p++;
+    }
+    p = a->signed_headers;
+    while (*p) {
+        size_t l = strcspn(p, ";");
+        char name[128];
+        snprintf(name, sizeof(name), "%.*s", (int)l, p);
+        if (!done && strcmp(t, name) < 0) {
+            n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%s", n ? ";" : "", t);
+            done = true;
+        }
+        n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%s", n ? ";" : "", name);
+        p += l;
+        if (*p == ';')
+            p++;
+        if (n >= sizeof(out))
+            return;
+    }
+    if (!done)
+        n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%s", n ? ";" : "", t);
+    if (n < sizeof(out))
+        memcpy(a->signed_headers, out, n + 1);
+}
+
 static int build_forward_head(struct conn *c, const struct http_request *r)
 {
     const struct proxy_config *cfg = &c->px->cfg;
@@ -2021,24 +2349,34 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
     if (cred_body(c, r, &rechunk) < 0)
         return -1;
     struct hbuf b = { 0 };
+    struct hrec rec[HTTP_MAX_HEADERS + 4];
+    size_t nrec = 0;
     hb_add(&b, r->method, r->method_len);
     hb_str(&b, " ");
     /* The normalised target (c->path) is what was judged; its sentinels
      * become real values only on the wire. */
+    size_t to = b.n;
     hb_subst(c, &b, c->path, strlen(c->path));
+    size_t tl = b.n - to;
     hb_str(&b, " HTTP/1.1\r\n");
     /* Host comes from the URI the decision was made on (T13). */
     bool v6 = c->target.kind == HOST_IPV6;
     bool default_port = c->target.port == (c->c.ssl ? 443 : 80);
-    char hostline[300];
-    snprintf(hostline, sizeof(hostline), "Host: %s%s%s", v6 ? "[" : "", c->target.host,
-             v6 ? "]" : "");
-    hb_str(&b, hostline);
+    char hostv[300];
+    snprintf(hostv, sizeof(hostv), "%s%s%s", v6 ? "[" : "", c->target.host, v6 ? "]" : "");
     if (!default_port) {
-        snprintf(hostline, sizeof(hostline), ":%u", (unsigned)c->target.port);
-        hb_str(&b, hostline);
+        size_t hl = strlen(hostv);
+        snprintf(hostv + hl, sizeof(hostv) - hl, ":%u", (unsigned)c->target.port);
     }
+    rec[nrec].no = b.n;
+    rec[nrec].nl = 4;
+    hb_str(&b, "Host: ");
+    rec[nrec].vo = b.n;
+    hb_str(&b, hostv);
+    rec[nrec].vl = b.n - rec[nrec].vo;
+    nrec++;
     hb_str(&b, "\r\n");
+    bool have_token = false;
     const struct http_header *conn_hdr = http_find(r->headers, r->nheaders, "connection");
     for (size_t i = 0; i < r->nheaders; i++) {
         const struct http_header *f = &r->headers[i];
@@ -2052,6 +2390,13 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
             continue;
         if (c->ncred_back && f->name_len == 15 && strncasecmp(f->name, "accept-encoding", 15) == 0)
             continue; /* identity below: an encoded response could not be scanned */
+        if (c->aws && f->name_len == 13 && strncasecmp(f->name, "authorization", 13) == 0)
+            continue; /* signed again below */
+        if (c->aws && c->aws->token >= 0 && f->name_len == 20 &&
+            strncasecmp(f->name, "x-amz-security-token", 20) == 0) {
+            have_token = true;
+            continue; /* the real token below */
+        }
         bool injected = false;
         if (c->cred_host && is_client_cred(c, f, &injected) &&
             (injected || c->ncred_pairs == 0 ||
@@ -2062,9 +2407,18 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
             cred_note(c, "stripped", f->name, f->name_len);
             continue;
         }
+        if (nrec < ARRAY_SIZE(rec))
+            rec[nrec].no = b.n;
         hb_add(&b, f->name, f->name_len);
         hb_str(&b, ": ");
+        size_t vo = b.n;
         hb_subst(c, &b, f->value, f->value_len);
+        if (nrec < ARRAY_SIZE(rec)) {
+            rec[nrec].nl = f->name_len;
+            rec[nrec].vo = vo;
+            rec[nrec].vl = b.n - vo;
+            nrec++;
+        }
         hb_str(&b, "\r\n");
     }
     if (rechunk)
@@ -2078,6 +2432,33 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
         hb_add(&b, h->value, h->value_len);
         hb_str(&b, "\r\n");
         cred_note(c, "injected", h->label, strlen(h->label));
+    }
+    if (c->aws) {
+        const struct cred_store *cs = cfg->creds;
+        if (c->aws->token >= 0) {
+            const struct cred_secret *tok = &cs->secrets[c->aws->token];
+            rec[nrec].no = b.n;
+            rec[nrec].nl = 20;
+            hb_str(&b, "X-Amz-Security-Token: ");
+            rec[nrec].vo = b.n;
+            hb_add(&b, tok->real, tok->real_len);
+            rec[nrec].vl = tok->real_len;
+            nrec++;
+            hb_str(&b, "\r\n");
+            if (!have_token)
+                signed_add_token(&c->aws_auth);
+        }
+        char auth[1400];
+        if (b.oom || aws_sign(c, r, &b, to, tl, rec, nrec, auth, sizeof(auth)) < 0) {
+            b.oom = true;
+        } else {
+            hb_str(&b, "Authorization: ");
+            hb_str(&b, auth);
+            hb_str(&b, "\r\n");
+            const struct cred_secret *sec = &cs->secrets[c->aws->secret];
+            cred_note(c, "injected", sec->label, strlen(sec->label));
+        }
+        explicit_bzero(auth, sizeof(auth));
     }
     if (r->upgrade && r->upgrade_header) {
         hb_str(&b, "Connection: upgrade\r\nUpgrade: ");
@@ -2258,6 +2639,9 @@ static void handle_tls_request(struct conn *c, int headlen)
     set_request_flows(c, q);
     if (!judge_request(c, q) || !cred_prepare_request(c, q))
         return;
+    if (aws_prepare(c, q, (size_t)headlen) <= 0)
+        return; /* answered, or the body is still coming */
+    c->head_cap = 0;
     if (build_forward_head(c, q) < 0) {
         http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
         return;
@@ -2337,6 +2721,9 @@ static void handle_http_head(struct conn *c)
     if (net_decide(c->px->cfg.rules, &c->target).allow) {
         if (!judge_request(c, q) || !cred_prepare_request(c, q))
             return;
+        if (aws_prepare(c, q, (size_t)r) <= 0)
+            return; /* answered, or the body is still coming */
+        c->head_cap = 0;
     } else {
         free(c->path);
         c->path = strndup(q->path, q->path_len);
@@ -2875,7 +3262,7 @@ static void on_idle(uv_idle_t *h)
         if (c->closing)
             continue;
         if (c->st == ST_HEAD && c->c.ssl)
-            ep_read_in(&c->c, HTTP_MAX_HEAD + 1);
+            ep_read_in(&c->c, c->head_cap ? c->head_cap : HTTP_MAX_HEAD + 1);
         if (c->st == ST_FORWARD && !c->resp_head_done && c->u.ssl)
             ep_read_in(&c->u, HTTP_MAX_HEAD + 1);
         conn_update(c);
@@ -2900,7 +3287,7 @@ static void on_client_poll(uv_poll_t *p, int status, int events)
         events = UV_READABLE | UV_WRITABLE;
     }
     if (c->st == ST_HEAD && (events & UV_READABLE)) {
-        int r = ep_read_in(&c->c, HTTP_MAX_HEAD + 1);
+        int r = ep_read_in(&c->c, c->head_cap ? c->head_cap : HTTP_MAX_HEAD + 1);
         if (r < 0 && c->c.inlen == 0) {
             conn_close(c);
             return;

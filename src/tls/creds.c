@@ -279,6 +279,7 @@ static char *fake_jwt(const char *real, size_t len, const struct cordon_strlist 
 struct builder {
     struct cred_store *st;
     const cordon_policy *p;
+    long *spec_secret;   /* per credentials entry: its whole-value secret, or -1 */
     cordon_log_fn log;
     void *log_ud;
     struct cordon_error *err;
@@ -586,8 +587,9 @@ static const char *no_match_text(const struct cred_spec *cs)
                        : cs->jwt ? "the value is not a JWT" : "the value is empty";
 }
 
-static int prepare_env(struct builder *b, const struct cred_spec *cs, char *const *envp)
+static int prepare_env(struct builder *b, size_t idx, char *const *envp)
 {
+    const struct cred_spec *cs = &b->p->creds.v[idx];
     const char *v = env_get(envp, cs->name);
     if (!v)
         return 0; /* unset on the host: nothing to hide (srt) */
@@ -606,6 +608,10 @@ static int prepare_env(struct builder *b, const struct cred_spec *cs, char *cons
             return cordon_err_set(b->err, ENOMEM, "out of memory");
         return 0;
     }
+    if (!cs->extract) /* the whole value is one secret: the last one added */
+        for (size_t i = 0; i < b->st->nsecrets; i++)
+            if (strcmp(b->st->secrets[i].fake, fake) == 0)
+                b->spec_secret[idx] = (long)i;
     char *e = NULL;
     if (asprintf(&e, "%s=%s", cs->name, fake) < 0)
         e = NULL;
@@ -852,16 +858,47 @@ int creds_prepare(const cordon_policy *p, char *const *envp, cordon_log_fn log, 
     struct cred_store *st = calloc(1, sizeof(*st));
     if (!st)
         return cordon_err_set(err, ENOMEM, "out of memory");
-    struct builder b = { .st = st, .p = p, .log = log, .log_ud = log_ud, .err = err };
+    long *spec_secret = calloc(p->creds.n + 1, sizeof(long));
+    if (!spec_secret) {
+        free(st);
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < p->creds.n; i++)
+        spec_secret[i] = -1;
+    struct builder b = { .st = st, .p = p, .spec_secret = spec_secret, .log = log,
+                         .log_ud = log_ud, .err = err };
     int r = 0;
     for (size_t i = 0; i < p->creds.n && r == 0; i++) {
         const struct cred_spec *cs = &p->creds.v[i];
         if (cs->is_file && !cs->mask)
             continue; /* added to denyRead when the settings were loaded */
-        r = cs->is_file ? prepare_file(&b, cs) : prepare_env(&b, cs, envp);
+        r = cs->is_file ? prepare_file(&b, cs) : prepare_env(&b, i, envp);
     }
     for (size_t i = 0; i < p->net.ninject_headers && r == 0; i++)
         r = prepare_header(&b, i, envp);
+    /* AWS pairs whose variables were set and masked. */
+    for (size_t i = 0; i < p->creds.naws && r == 0; i++) {
+        const struct aws_pair *ap = &p->creds.aws[i];
+        long ix[3] = { -1, -1, -1 };
+        const char *vars[3] = { ap->akid_var, ap->secret_var, ap->token_var };
+        for (int k = 0; k < 3; k++)
+            for (size_t j = 0; vars[k] && j < p->creds.n; j++)
+                if (!p->creds.v[j].is_file && strcmp(p->creds.v[j].name, vars[k]) == 0)
+                    ix[k] = spec_secret[j];
+        if (ix[0] < 0 || ix[1] < 0)
+            continue; /* not set on the host: nothing to sign with */
+        struct cred_aws *nv = realloc(st->aws, (st->naws + 1) * sizeof(*nv));
+        if (!nv) {
+            r = cordon_err_set(err, ENOMEM, "out of memory");
+            break;
+        }
+        st->aws = nv;
+        nv[st->naws++] = (struct cred_aws){ ix[0], ix[1], ix[2] };
+    }
+    st->sigv4_streaming = p->creds.sigv4_streaming;
+    st->sigv4_presigned = p->creds.sigv4_presigned;
+    st->sigv4a = p->creds.sigv4a;
+    free(spec_secret);
     if (r < 0) {
         creds_free(st);
         return r;
@@ -879,6 +916,7 @@ void creds_free(struct cred_store *s)
         free(s->secrets[i].fake);
     }
     free(s->secrets);
+    free(s->aws);
     for (size_t i = 0; i < s->nheaders; i++)
         free_header(&s->headers[i]);
     free(s->headers);

@@ -65,9 +65,18 @@ struct cred_file {
     bool deny;           /* hide it instead (onExtractNoMatch "deny", ${file:} sources) */
 };
 
+/* An AWS key pair whose requests the proxy signs again (credentials.awsPairs
+ * or the standard trio): indices into secrets, token -1 when none. */
+struct cred_aws {
+    long akid, secret, token;
+};
+
 struct cred_store {
     struct cred_secret *secrets;
     size_t nsecrets;
+    struct cred_aws *aws;
+    size_t naws;
+    bool sigv4_streaming, sigv4_presigned, sigv4a; /* passthrough instead of 403 */
     struct cred_header *headers;
     size_t nheaders;
     char **env_set;      /* "NAME=fake" for masked variables */

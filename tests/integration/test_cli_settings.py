@@ -115,8 +115,8 @@ BAD = [
     # srt keys that would change Linux policy and are not implemented
     ('{"credentials": {"GITHUB_TOKEN": {"hosts": ["api.github.com"]}}}',
      "/credentials/GITHUB_TOKEN", "unknown key"),
-    ('{"credentials": {"awsPairs": [{"accessKeyIdVar": "A"}]}}', "/credentials/awsPairs",
-     "not supported"),
+    ('{"credentials": {"awsPairs": [{"accessKeyIdVar": "A"}]}}', "/credentials/awsPairs/0",
+     "needs accessKeyIdVar and secretAccessKeyVar"),
     ('{"network": {"tlsTerminate": {"caCertPath": "/ca.pem"}}}', "/network/tlsTerminate",
      "go together"),
     ('{"network": {"allowedDomains": ["example.com", "https://evil.example/"]}}',

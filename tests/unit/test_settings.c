@@ -507,8 +507,25 @@ static const struct err_case err_cases[] = {
     { "credentials an array", "{'credentials': []}", EINVAL, "/credentials", "an object" },
     { "credentials unknown key", "{'credentials': {'GITHUB_TOKEN': {}}}", EINVAL,
       "/credentials/GITHUB_TOKEN", "unknown key" },
-    { "credentials awsPairs", "{'credentials': {'awsPairs': [{}]}}", ENOTSUP,
-      "/credentials/awsPairs", "not supported" },
+    { "credentials awsPairs incomplete", "{'credentials': {'awsPairs': [{}]}}", EINVAL,
+      "/credentials/awsPairs/0", "needs accessKeyIdVar" },
+    { "credentials awsPairs unknown key", "{'credentials': {'awsPairs': [{'region': 'x'}]}}",
+      EINVAL, "/credentials/awsPairs/0/region", "unknown key" },
+    { "credentials awsPairs not masked", "{'network': {'tlsTerminate': {}}, 'credentials': {"
+      "'envVars': [{'name': 'K', 'mode': 'mask'}], 'awsPairs': [{'accessKeyIdVar': 'K', "
+      "'secretAccessKeyVar': 'S'}]}}", EINVAL,
+      "/credentials/awsPairs/0/secretAccessKeyVar", "mode \"mask\"" },
+    { "credentials awsPairs extract", "{'network': {'tlsTerminate': {}}, 'credentials': {"
+      "'envVars': [{'name': 'K', 'mode': 'mask'}, {'name': 'S', 'mode': 'mask', "
+      "'extract': '(x)'}], 'awsPairs': [{'accessKeyIdVar': 'K', 'secretAccessKeyVar': 'S'}]}}",
+      EINVAL, "/credentials/awsPairs/0/secretAccessKeyVar", "no extract" },
+    { "credentials awsPairs two slots", "{'network': {'tlsTerminate': {}}, 'credentials': {"
+      "'envVars': [{'name': 'K', 'mode': 'mask'}, {'name': 'S', 'mode': 'mask'}], "
+      "'awsPairs': [{'accessKeyIdVar': 'K', 'secretAccessKeyVar': 'S'}, "
+      "{'accessKeyIdVar': 'S', 'secretAccessKeyVar': 'K'}]}}", EINVAL,
+      "/credentials/awsPairs/1/accessKeyIdVar", "two slots" },
+    { "credentials sigv4 mode", "{'credentials': {'sigv4': {'streaming': 'allow'}}}", EINVAL,
+      "/credentials/sigv4/streaming", "\"deny\" or \"passthrough\"" },
     { "credentials mask without tlsTerminate",
       "{'credentials': {'envVars': [{'name': 'K', 'mode': 'mask'}]}}", EINVAL, "/credentials",
       "tlsTerminate" },
@@ -769,6 +786,12 @@ static const struct ok_case ok_cases[] = {
       "'maskClaims': ['sub']}, {'name': 'D', 'mode': 'deny'}], 'files': [{'path': '/etc/x', "
       "'mode': 'mask', 'maskDuplicates': true, 'injectHosts': ['*.x.test']}, "
       "{'path': '/etc/y', 'mode': 'deny'}], 'awsPairs': [], 'sigv4': {}}}", false },
+    { "credentials, aws", "{'network': {'tlsTerminate': {}}, 'credentials': {'envVars': "
+      "[{'name': 'AWS_ACCESS_KEY_ID', 'mode': 'mask'}, {'name': 'AWS_SECRET_ACCESS_KEY', "
+      "'mode': 'mask'}, {'name': 'K2', 'mode': 'mask'}, {'name': 'S2', 'mode': 'mask'}, "
+      "{'name': 'T2', 'mode': 'mask'}], 'awsPairs': [{'accessKeyIdVar': 'K2', "
+      "'secretAccessKeyVar': 'S2', 'sessionTokenVar': 'T2'}], 'sigv4': {'streaming': 'deny', "
+      "'presigned': 'passthrough', 'sigv4a': 'deny'}}}", false },
     { "injectHeaders and stripRequestHeaders", "{'network': {'tlsTerminate': {}, "
       "'injectHeaders': [{'host': 'api.github.com', 'header': 'Authorization', "
       "'value': 'Bearer ${env:GH} $$ ${file:~/.tok}'}], 'stripRequestHeaders': ['X-Fwd']}}",
