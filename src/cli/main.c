@@ -8,6 +8,7 @@
  */
 #include "cordon.h"
 #include "cli.h"
+#include "doctor.h"
 #include "harden/harden.h"
 #include "sandbox/sandbox.h"
 
@@ -23,6 +24,7 @@
 static const char usage_text[] =
     "Usage: cordon [OPTIONS] [--] COMMAND [ARGS...]\n"
     "       cordon [OPTIONS] -c 'SHELL STRING'\n"
+    "       cordon doctor [--json]       (can this machine give cordon every layer?)\n"
     "       cordon connect HOST PORT     (the ssh ProxyCommand used inside)\n"
     "\n"
     "Run a command, and everything it starts, inside a sandbox: new user, mount,\n"
@@ -152,6 +154,10 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "connect") == 0) {
         free(flags);
         return cli_connect_main(argc - 1, argv + 1);
+    }
+    if (argc >= 2 && strcmp(argv[1], "doctor") == 0) {
+        free(flags);
+        return cli_doctor_main(argc - 1, argv + 1);
     }
     if (!flags) {
         fprintf(stderr, "cordon: out of memory\n");
