@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "doctor.h"
 #include "harden/harden.h"
+#include "policy/policy.h"
 #include "sandbox/sandbox.h"
 
 #include <errno.h>
@@ -250,6 +251,9 @@ int main(int argc, char **argv)
     }
 
     if (print_policy) {
+        /* What was accepted and ignored (a run logs it when it starts). */
+        for (size_t i = 0; g_debug && i < policy->notes.n; i++)
+            fprintf(stderr, "cordon: debug: %s\n", policy->notes.v[i]);
         char *json = cordon_policy_to_json(policy);
         cordon_policy_free(policy);
         if (!json) {

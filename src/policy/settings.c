@@ -137,6 +137,7 @@ static int want(struct ctx *c, const json_t *v, json_type t, const char *what)
 /* A string without embedded NUL bytes (JSON allows \u0000). */
 static int want_string(struct ctx *c, const json_t *v, const char **out)
 {
+    *out = NULL;
     int r = want(c, v, JSON_STRING, "a string");
     if (r < 0)
         return r;
@@ -510,7 +511,7 @@ static int net_denied_resolved(struct ctx *c, json_t *v)
 
 static int set_string(struct ctx *c, json_t *v, char **out)
 {
-    const char *s;
+    const char *s = NULL;
     int r = want_string(c, v, &s);
     if (r < 0)
         return r;
@@ -619,7 +620,7 @@ static int net_socks_port(struct ctx *c, json_t *v) { return port_value(c, v, &c
 
 static int abs_path(struct ctx *c, json_t *v, char **out)
 {
-    const char *s;
+    const char *s = NULL;
     int r = want_string(c, v, &s);
     if (r < 0)
         return r;
@@ -846,7 +847,7 @@ static int inj_host(struct ctx *c, json_t *v)
 
 static int inj_header(struct ctx *c, json_t *v)
 {
-    const char *s;
+    const char *s = NULL;
     int r = want_string(c, v, &s);
     if (r < 0)
         return r;
@@ -866,7 +867,7 @@ static int inj_header(struct ctx *c, json_t *v)
 
 static int inj_value(struct ctx *c, json_t *v)
 {
-    const char *s;
+    const char *s = NULL;
     int r = want_string(c, v, &s);
     if (r < 0)
         return r;
@@ -1007,7 +1008,7 @@ static int net_request_rules(struct ctx *c, json_t *v)
 
 static int net_ambiguous(struct ctx *c, json_t *v)
 {
-    const char *s;
+    const char *s = NULL;
     int r = want_string(c, v, &s);
     if (r < 0)
         return r;
@@ -1093,7 +1094,7 @@ static int parse_network(struct ctx *c, json_t *v)
 
 static int cred_name(struct ctx *c, json_t *v)
 {
-    const char *s;
+    const char *s = NULL;
     int r = want_string(c, v, &s);
     if (r < 0)
         return r;
@@ -1109,7 +1110,7 @@ static int cred_name(struct ctx *c, json_t *v)
 
 static int cred_path(struct ctx *c, json_t *v)
 {
-    const char *s;
+    const char *s = NULL;
     int r = want_string(c, v, &s);
     if (r < 0)
         return r;
@@ -1122,7 +1123,7 @@ static int cred_path(struct ctx *c, json_t *v)
 
 static int cred_mode(struct ctx *c, json_t *v)
 {
-    const char *s;
+    const char *s = NULL;
     int r = want_string(c, v, &s);
     if (r < 0)
         return r;
@@ -1137,7 +1138,7 @@ static int cred_mode(struct ctx *c, json_t *v)
 
 static int cred_extract(struct ctx *c, json_t *v)
 {
-    const char *s;
+    const char *s = NULL;
     int r = want_string(c, v, &s);
     if (r < 0)
         return r;
@@ -1162,7 +1163,7 @@ static int cred_extract(struct ctx *c, json_t *v)
 
 static int cred_no_match(struct ctx *c, json_t *v)
 {
-    const char *s;
+    const char *s = NULL;
     int r = want_string(c, v, &s);
     if (r < 0)
         return r;
@@ -1179,7 +1180,7 @@ static int cred_no_match(struct ctx *c, json_t *v)
 
 static int cred_decode(struct ctx *c, json_t *v)
 {
-    const char *s;
+    const char *s = NULL;
     int r = want_string(c, v, &s);
     if (r < 0)
         return r;
@@ -1314,7 +1315,7 @@ static int cred_plaintext(struct ctx *c, json_t *v)
 
 static int aws_var(struct ctx *c, json_t *v, char **out)
 {
-    const char *s;
+    const char *s = NULL;
     int r = want_string(c, v, &s);
     if (r < 0)
         return r;
@@ -1368,7 +1369,7 @@ static int cred_aws_pairs(struct ctx *c, json_t *v)
 
 static int sigv4_mode(struct ctx *c, json_t *v, bool *passthrough)
 {
-    const char *s;
+    const char *s = NULL;
     int r = want_string(c, v, &s);
     if (r < 0)
         return r;

@@ -719,7 +719,11 @@ int mountview_build(const struct sandbox_plan *plan, int *scratch, char *err, si
         scratch[i] = -1;
 
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-        return vfail(&c, errno, "cannot make the mount namespace private");
+        return vfail(&c, errno, errno == EPERM
+                                    ? "cannot make the mount namespace private (the sandbox's "
+                                      "user namespace holds no capabilities: user namespaces "
+                                      "may be restricted, e.g. by AppArmor; run `cordon doctor`)"
+                                    : "cannot make the mount namespace private");
     int r = grab_sources(&c);
     if (r < 0)
         return r;

@@ -363,10 +363,6 @@ def test_user_namespaces_without_capabilities_run_refuses(sb):
                                "private"), r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: when the sandbox's user namespace holds no "
-                   "capabilities (Ubuntu's AppArmor restriction), cordon fails with \"cannot "
-                   "make the mount namespace private: Operation not permitted\" and does not "
-                   "point to `cordon doctor` (src/sandbox/mountview.c, mountview_build)")
 def test_user_namespaces_without_capabilities_run_points_to_doctor(sb):
     r = run_under(sb, "userns-caps", "--", "/bin/sh", "-c", "echo COMMAND-RAN")
     assert r.returncode == 125

@@ -477,9 +477,6 @@ def test_migrate_debug_names_ignored_keys_on_a_run(sb):
         % path in p.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: --print-policy with -d does not show the notes "
-                   "about ignored srt keys (they are only logged by sandbox_run); main.c "
-                   "has no API to reach cordon_policy.notes")
 def test_migrate_debug_names_ignored_keys_with_print_policy(sb):
     srt_file(sb, True)
     p = sb.run("-d", "--print-policy")
