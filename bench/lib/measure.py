@@ -1,0 +1,765 @@
+#!/usr/bin/env python3
+"""measure.py: every comparison of bench/run, written to bench/out/raw/*.json.
+
+bench/run installs the peers, builds cordon and the C tools, then runs this.
+Each measurement interleaves the tools it compares (round r runs them in an
+order rotated by r), so that drifts of the machine fall on every tool alike.
+Any tool that fails stops the whole run with a message naming it: a partial
+table is never written.
+
+Adding a row (interception, transparent capture, ...): add the tool's command
+to the `rows` of the measurement it belongs to (or a new measure_* function
+listed in MEASUREMENTS), and describe it in report.py's tables; report.py
+prints whatever rows the raw files hold.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import platform
+import re
+import select
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixtures  # noqa: E402
+
+FULL = dict(startup_iters=40, layers_iters=150, repos_iters=10, dl_bytes=1 << 30, dl_rounds=5,
+            seq_n=1000, seq_rounds=3, conc_clients=100, conc_n=3000, conc_rounds=3,
+            tunnels=1000, build_iters=5, cg_n=2000, cg_n_slow=200, perf=True, warmup=1,
+            writes_n=2000, writes_iters=30)
+QUICK = dict(startup_iters=5, layers_iters=10, repos_iters=1, dl_bytes=128 << 20, dl_rounds=1,
+             seq_n=200, seq_rounds=1, conc_clients=100, conc_n=500, conc_rounds=1,
+             tunnels=1000, build_iters=1, cg_n=200, cg_n_slow=20, perf=False, warmup=0,
+             writes_n=2000, writes_iters=5)
+
+
+class Failed(Exception):
+    pass
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, a):
+        self.top = a.top
+        self.out = os.path.join(a.top, "bench", "out")
+        self.raw = os.path.join(self.out, "raw")
+        self.bin = os.path.join(self.out, "bin")
+        self.fx = os.path.join(self.out, "fx")
+        self.cordon = a.cordon
+        self.node = a.node
+        self.srt_cli = a.srt_cli
+        self.quick = a.quick
+        self.p = dict(QUICK if a.quick else FULL)
+        if a.no_perf:
+            self.p["perf"] = False
+        if a.perf:
+            self.p["perf"] = True
+        os.makedirs(self.raw, exist_ok=True)
+        os.makedirs(self.fx, exist_ok=True)
+        self.server = None
+        self.port = None
+        self.notes = []
+        self.durations = {}
+        self.load_start = open("/proc/loadavg").read().split()[0]
+        self.busy_start = self.busy_snapshot()
+
+    # ---- helpers -----------------------------------------------------------
+
+    @staticmethod
+    def busy_snapshot(secs=1.0):
+        """How busy the machine is without us: CPU use over `secs` and the
+        processes using most of it (other work shows up as spread)."""
+        def cpu():
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+            return sum(v), v[3] + v[4]
+
+        def procs():
+            out = {}
+            for d in os.listdir("/proc"):
+                if d.isdigit():
+                    try:
+                        with open(f"/proc/{d}/stat") as f:
+                            st = f.read()
+                    except OSError:
+                        continue
+                    comm = st[st.index("(") + 1:st.rindex(")")]
+                    rest = st[st.rindex(")") + 2:].split()
+                    out[d] = (comm, int(rest[11]) + int(rest[12]))
+            return out
+
+        t0, i0 = cpu()
+        p0 = procs()
+        time.sleep(secs)
+        t1, i1 = cpu()
+        p1 = procs()
+        hz = os.sysconf("SC_CLK_TCK")
+        use = {}
+        for pid, (comm, ticks) in p1.items():
+            if pid in p0:
+                use[comm] = use.get(comm, 0) + (ticks - p0[pid][1]) / hz / secs * 100
+        top = sorted(((c, round(u)) for c, u in use.items() if u >= 5), key=lambda x: -x[1])[:5]
+        busy = 100 * (1 - (i1 - i0) / max(t1 - t0, 1)) * (os.cpu_count() or 1)
+        return {"cpu_pct": round(busy), "top": top}
+
+    def save(self, name, data):
+        with open(os.path.join(self.raw, name + ".json"), "w") as f:
+            json.dump(data, f, indent=1)
+
+    def run(self, argv, what, cwd=None, timeout=600, input_=None):
+        """Run argv, return stdout; stop everything if it fails."""
+        try:
+            r = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, timeout=timeout, input=input_,
+                               stdin=None if input_ is not None else subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise Failed(f"{what}: timed out after {timeout} s: {shlex.join(argv)}")
+        if r.returncode != 0:
+            raise Failed(f"{what}: exit status {r.returncode}: {shlex.join(argv)}\n{r.stderr.strip()}")
+        return r.stdout
+
+    def bwrap_argv(self, d):
+        return ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+                "--ro-bind", "/", "/", "--bind", d, d, "--dev", "/dev", "--proc", "/proc",
+                "--tmpfs", "/tmp", "--chdir", d]
+
+    def cordon_argv(self, cmd, extra=()):
+        return [self.cordon, *extra, "--", *cmd]
+
+    def srt_argv(self, shell, settings):
+        return [self.node, self.srt_cli, "--settings", settings, "-c", shell]
+
+    def allow(self):
+        return ["--allow-domain", f"127.0.0.1:{self.port}"]
+
+    def timeit(self, rows, iters, warmup=None, cwd=None, cpu=None):
+        """rows: [(name, dir or None, argv)]; returns {name: [seconds...]}, and
+        fills cpu (when given) with {name: [cpu seconds...]}."""
+        if warmup is None:
+            warmup = self.p["warmup"]
+        argv = [os.path.join(self.bin, "timeit"), "-n", str(iters), "-w", str(warmup)]
+        if cwd:
+            argv += ["-C", cwd]
+        argv.append("--")
+        for i, (name, d, cmd) in enumerate(rows):
+            if i:
+                argv.append(":::")
+            argv += [f"{name}@{d}" if d else name, *cmd]
+        out = self.run(argv, "timeit (" + ", ".join(r[0] for r in rows) + ")", timeout=1800)
+        res = {r[0]: [] for r in rows}
+        for line in out.splitlines():
+            name, _, secs, cpus = line.split("\t")
+            res[name].append(float(secs))
+            if cpu is not None:
+                cpu.setdefault(name, []).append(float(cpus))
+        return res
+
+    def rounds(self, rows, n, fn):
+        """Run fn(row) for every row, n rounds, rotating the order."""
+        res = {r[0]: [] for r in rows}
+        for k in range(n):
+            for j in range(len(rows)):
+                row = rows[(k + j) % len(rows)]
+                res[row[0]].append(fn(row))
+        return res
+
+    # ---- setup -------------------------------------------------------------
+
+    def start_server(self):
+        pf = os.path.join(self.out, "benchsrv.port")
+        if os.path.exists(pf):
+            os.unlink(pf)
+        self.server = subprocess.Popen([os.path.join(self.bin, "benchsrv"), pf],
+                                       stdin=subprocess.DEVNULL)
+        for _ in range(100):
+            if os.path.exists(pf) and open(pf).read().strip():
+                self.port = int(open(pf).read())
+                break
+            time.sleep(0.02)
+        else:
+            raise Failed("benchsrv did not start")
+        self.target = f"127.0.0.1:{self.port}"
+        # srt's settings: the equivalent of cordon's default policy (same
+        # denyRead list, the working directory writable), and the same plus
+        # the loopback test server for the network rows.
+        pol = json.loads(self.run([self.cordon, "--print-policy"], "cordon --print-policy",
+                                  cwd=self.empty))
+        home = os.path.expanduser("~")
+        deny = [("~" + p[len(home):]) if p.startswith(home + "/") else p
+                for p in pol["filesystem"]["denyRead"]]
+        base = {"network": {"allowedDomains": [], "deniedDomains": []},
+                "filesystem": {"denyRead": deny, "allowRead": [], "allowWrite": ["."],
+                               "denyWrite": []}}
+        self.srt_default = os.path.join(self.out, "srt-settings-default.json")
+        with open(self.srt_default, "w") as f:
+            json.dump(base, f, indent=1)
+        base["network"]["allowedDomains"] = [self.target]
+        self.srt_net = os.path.join(self.out, "srt-settings-net.json")
+        with open(self.srt_net, "w") as f:
+            json.dump(base, f, indent=1)
+
+    def stop_server(self):
+        if self.server and self.server.poll() is None:
+            self.server.terminate()
+            self.server.wait(5)
+
+    def preflight(self):
+        """Every peer must run `true` before anything is measured."""
+        e = self.empty
+        checks = [("cordon", self.cordon_argv(["true"])),
+                  ("cordon (test switches)",
+                   self.cordon_argv(["true"], ["--test-disable-layer=seccomp,landlock"])),
+                  ("bwrap", self.bwrap_argv(e) + ["true"]),
+                  ("srt", self.srt_argv("true", self.srt_default))]
+        for name, argv in checks:
+            self.run(argv, f"preflight: {name} could not run `true`", cwd=e, timeout=60)
+        # srt's TMPDIR inside is /tmp/claude, writable only when it exists
+        # on the host (as it does wherever Claude Code has run): without it
+        # the compiler has nowhere to write.
+        os.makedirs("/tmp/claude", exist_ok=True)
+
+    def meta(self, final=False):
+        def first_line(argv):
+            try:
+                return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True).stdout.strip().splitlines()[0]
+            except Exception:
+                return "?"
+        cpu = "?"
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            mem_kib = int(f.readline().split()[1])
+        srt_pkg = os.path.join(os.path.dirname(os.path.dirname(self.srt_cli)), "package.json")
+        with open(srt_pkg) as f:
+            srt_version = json.load(f)["version"]
+        git = os.environ.get("CORDON_BENCH_DESCRIBE")
+        if git:
+            git = "commit " + git
+        else:
+            git = "working tree at " + subprocess.run(
+                ["git", "-C", self.top, "describe", "--always", "--dirty"],
+                stdout=subprocess.PIPE, text=True).stdout.strip()
+        settings_src = "embedded default policy"
+        for p in (os.path.join(os.environ.get("XDG_CONFIG_HOME", os.path.expanduser("~/.config")),
+                               "cordon", "settings.json"),
+                  os.path.expanduser("~/.srt-settings.json")):
+            if os.path.exists(p):
+                settings_src = p
+                self.notes.append(f"cordon's default-policy rows used {p}, found on this machine")
+                break
+        self.save("meta", {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "quick": self.quick, "params": self.p,
+            "kernel": platform.release(), "cpu": cpu, "ncpu": os.cpu_count(),
+            "mem_gib": round(mem_kib / 1048576, 1),
+            "os": first_line(["sh", "-c", ". /etc/os-release; echo $PRETTY_NAME"]),
+            "cordon": first_line([self.cordon, "-V"]) + f" ({git})",
+            "cordon_settings": settings_src,
+            "bwrap": first_line(["bwrap", "--version"]),
+            "srt": srt_version, "node": first_line([self.node, "--version"]),
+            "curl": first_line(["curl", "--version"]),
+            "bwrap_cmd": shlex.join(self.bwrap_argv("$DIR") + ["true"]),
+            "srt_cmd": shlex.join([os.path.relpath(self.node, self.top),
+                                   os.path.relpath(self.srt_cli, self.top),
+                                   "--settings", "SETTINGS", "-c", "true"]),
+            "srt_settings_default": json.load(open(self.srt_default)),
+            "port": self.port,
+            "durations_s": self.durations,
+            "nice": os.environ.get("CORDON_BENCH_NICE", "0"),
+            "load": [self.load_start, open("/proc/loadavg").read().split()[0]],
+            "busy": [self.busy_start, self.busy_snapshot() if final else None],
+            "notes": self.notes,
+        })
+
+    # ---- measurements ------------------------------------------------------
+
+    def measure_startup(self):
+        e = self.empty
+        rows = [
+            ("bare", None, ["true"]),
+            ("bwrap", None, self.bwrap_argv(e) + ["true"]),
+            ("cordon", None, self.cordon_argv(["true"])),
+            ("srt", None, self.srt_argv("true", self.srt_default)),
+        ]
+        n = self.p["startup_iters"]
+        log(f"start-up of `true`: {len(rows)} tools x {n} interleaved runs")
+        cpu = {}
+        self.save("startup", {"iters": n, "samples": self.timeit(rows, n, cwd=e, cpu=cpu),
+                              "cpu": cpu})
+
+    def measure_layers(self):
+        """The start-up cost of seccomp and Landlock: cordon with and without
+        them (the test build's --test-disable-layer), many runs, so that the
+        paired differences (runs of the same iteration are adjacent in time)
+        stand out of the noise."""
+        rows = [
+            ("cordon", None, self.cordon_argv(["true"])),
+            ("cordon, no seccomp", None,
+             self.cordon_argv(["true"], ["--test-disable-layer=seccomp"])),
+            ("cordon, no Landlock", None,
+             self.cordon_argv(["true"], ["--test-disable-layer=landlock"])),
+            ("cordon, neither", None,
+             self.cordon_argv(["true"], ["--test-disable-layer=seccomp,landlock"])),
+        ]
+        n = self.p["layers_iters"]
+        log(f"seccomp and Landlock: {len(rows)} variants x {n} interleaved runs")
+        cpu = {}
+        self.save("layers", {"iters": n, "samples": self.timeit(rows, n, cwd=self.empty, cpu=cpu),
+                             "cpu": cpu})
+
+    def measure_repos(self):
+        r, e = self.repos, self.empty
+        rows = [
+            ("bare", r, ["true"]),
+            ("bwrap", r, self.bwrap_argv(r) + ["true"]),
+            ("cordon", r, self.cordon_argv(["true"])),
+            ("cordon, empty dir", e, self.cordon_argv(["true"])),
+            ("srt", r, self.srt_argv("true", self.srt_default)),
+            ("srt, empty dir", e, self.srt_argv("true", self.srt_default)),
+        ]
+        n = self.p["repos_iters"]
+        log(f"start-up in a directory of {fixtures.REPOS} git repositories: {n} interleaved runs")
+        cpu = {}
+        self.save("repos", {"iters": n, "repos": fixtures.REPOS,
+                            "samples": self.timeit(rows, n, cpu=cpu), "cpu": cpu})
+
+    def curl_w(self):
+        return "%{http_code} %{size_download} %{speed_download}"
+
+    def measure_download(self):
+        size = self.p["dl_bytes"]
+        url = f"http://{self.target}/big/{size}"
+        w = self.curl_w()
+        rows = [
+            ("direct", ["curl", "-sS", "--noproxy", "*", "-o", "/dev/null", "-w", w, url]),
+            ("cordon", self.cordon_argv(["curl", "-sS", "--noproxy", "", "-p", "-x",
+                                         "http://127.0.0.1:3128", "-o", "/dev/null", "-w", w,
+                                         url], self.allow())),
+            ("srt", self.srt_argv(f"exec curl -sS --noproxy '' -p -x \"$HTTP_PROXY\" "
+                                  f"-o /dev/null -w '{w}' {url}", self.srt_net)),
+        ]
+
+        def one(row):
+            out = self.run(row[1], f"download through {row[0]}", cwd=self.empty).split()
+            if out[0] != "200" or int(out[1]) != size:
+                raise Failed(f"download through {row[0]}: status {out[0]}, {out[1]} bytes")
+            return float(out[2])
+
+        n = self.p["dl_rounds"]
+        log(f"download of {size >> 20} MiB: {n} rounds of direct, cordon, srt")
+        self.save("download", {"bytes": size, "rounds": n,
+                               "bytes_per_s": self.rounds(rows, n, one)})
+
+    def client_rows(self, what, args):
+        cli = os.path.join(self.bin, "benchcli")
+        tgt = self.target
+        q = shlex.join
+        return [
+            ("direct", [cli, what, "-m", "direct", "-t", tgt, *args]),
+            ("cordon, plain HTTP", self.cordon_argv(
+                [cli, what, "-m", "http", "-t", tgt, "-x", "http://127.0.0.1:3128", *args],
+                self.allow())),
+            ("cordon, CONNECT", self.cordon_argv(
+                [cli, what, "-m", "connect", "-t", tgt, "-x", "http://127.0.0.1:3128", *args],
+                self.allow())),
+            ("srt, plain HTTP", self.srt_argv(
+                f"exec {q([cli, what, '-m', 'http', '-t', tgt])} -x \"$HTTP_PROXY\" {q(args)}",
+                self.srt_net)),
+            ("srt, CONNECT", self.srt_argv(
+                f"exec {q([cli, what, '-m', 'connect', '-t', tgt])} -x \"$HTTP_PROXY\" {q(args)}",
+                self.srt_net)),
+        ]
+
+    def measure_requests(self):
+        n, k = self.p["seq_n"], self.p["seq_rounds"]
+        rows = self.client_rows("seq", ["-n", str(n)])
+        log(f"{n} sequential requests on new connections: {k} rounds of {len(rows)} clients")
+
+        def one(row):
+            out = self.run(row[1], f"sequential requests, {row[0]}", cwd=self.empty)
+            v = [float(x) for x in out.split()]
+            if len(v) != n:
+                raise Failed(f"sequential requests, {row[0]}: {len(v)} of {n} answered")
+            return v
+
+        self.save("requests", {"n": n, "rounds": k, "latency_us": self.rounds(rows, k, one)})
+
+    def measure_concurrent(self):
+        c, n, k = self.p["conc_clients"], self.p["conc_n"], self.p["conc_rounds"]
+        rows = self.client_rows("conc", ["-n", str(n), "-c", str(c)])
+        log(f"{c} concurrent clients, {n} requests: {k} rounds of {len(rows)} clients")
+
+        def one(row):
+            out = self.run(row[1], f"concurrent clients, {row[0]}", cwd=self.empty).split()
+            return {"requests": int(out[0]), "seconds": float(out[1]), "rps": float(out[2]),
+                    "p50_us": float(out[3]), "p99_us": float(out[4])}
+
+        self.save("concurrent", {"clients": c, "n": n, "rounds": k,
+                                 "runs": self.rounds(rows, k, one)})
+
+    # memory ----------------------------------------------------------------
+
+    @staticmethod
+    def proc_tree(root):
+        kids = {}
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    s = f.read()
+            except OSError:
+                continue
+            rest = s[s.rindex(")") + 2:].split()
+            kids.setdefault(int(rest[1]), []).append(int(d))
+        out, todo = [], [root]
+        while todo:
+            p = todo.pop()
+            out.append(p)
+            todo += kids.get(p, [])
+        return out
+
+    @staticmethod
+    def status_kib(pid, key):
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        return 0
+
+    def memprobe(self, root, exclude):
+        hwm = self.status_kib(root, "VmHWM")
+        rss = self.status_kib(root, "VmRSS")
+        pss, nproc = 0, 0
+        for pid in self.proc_tree(root):
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    comm = f.read().strip()
+                if comm in exclude:
+                    continue
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    for line in f:
+                        if line.startswith("Pss:"):
+                            pss += int(line.split()[1])
+                nproc += 1
+            except OSError:
+                continue
+        return {"root_hwm_kib": hwm, "root_rss_kib": rss, "tree_pss_kib": pss,
+                "tree_procs": nproc}
+
+    def hold(self, name, argv, expect):
+        p = subprocess.Popen(argv, cwd=self.empty, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        buf = b""
+        deadline = time.time() + 180
+        while b"\n" not in buf:
+            left = deadline - time.time()
+            r, _, _ = select.select([p.stdout], [], [], max(left, 0))
+            chunk = os.read(p.stdout.fileno(), 4096) if r else b""
+            if not chunk:
+                p.kill()
+                err = p.stderr.read().decode(errors="replace").strip()
+                raise Failed(f"memory, {name}: never became ready: {shlex.join(argv)}\n{err}")
+            buf += chunk
+        if not buf.startswith(expect.encode()):
+            p.kill()
+            raise Failed(f"memory, {name}: unexpected output {buf!r}")
+        time.sleep(0.5)
+        probe = self.memprobe(p.pid, {"benchcli", "cat"})
+        p.stdin.close()
+        rc = p.wait(120)
+        err = p.stderr.read().decode(errors="replace").strip()
+        if rc != 0:
+            raise Failed(f"memory, {name}: exit status {rc}\n{err}")
+        return probe
+
+    def measure_memory(self):
+        t = self.p["tunnels"]
+        cli = os.path.join(self.bin, "benchcli")
+        idle = "echo ready; exec cat >/dev/null"
+        rows = [
+            ("cordon, idle", self.cordon_argv(["sh", "-c", idle], self.allow()), "ready"),
+            (f"cordon, {t} tunnels", self.cordon_argv(
+                [cli, "hold", "-t", self.target, "-x", "http://127.0.0.1:3128", "-n", str(t)],
+                self.allow()), "ready"),
+            ("srt, idle", self.srt_argv(idle, self.srt_net), "ready"),
+            (f"srt, {t} tunnels", self.srt_argv(
+                f"exec {shlex.join([cli, 'hold', '-t', self.target])} -x \"$HTTP_PROXY\" "
+                f"-n {t}", self.srt_net), "ready"),
+        ]
+        log(f"peak memory: idle and with {t} open CONNECT tunnels")
+        res = {}
+        for name, argv, expect in rows:
+            res[name] = self.hold(name, argv, expect)
+        self.save("memory", {"tunnels": t, "results": res})
+
+    def measure_build(self):
+        d = self.cproj
+        make = ["make", "-s", "-B", "-j2"]
+        rows = [
+            ("bare", None, make),
+            ("bwrap", None, self.bwrap_argv(d) + make),
+            ("cordon", None, self.cordon_argv(make)),
+            ("srt", None, self.srt_argv(shlex.join(make), self.srt_default)),
+        ]
+        n = self.p["build_iters"]
+        log(f"build-like workload (make -B -j2, {fixtures.C_FILES + 1} C files): {n} runs")
+        cpu = {}
+        wall = self.timeit(rows, n, cwd=d, cpu=cpu)
+        self.save("build", {"iters": n, "files": fixtures.C_FILES + 1, "warmup": self.p["warmup"],
+                            "samples": wall, "cpu": cpu})
+
+    def measure_writes(self):
+        """Writes under observation: a shell appending a line to N small files
+        in its writable working directory, one openat(O_WRONLY|O_CREAT|
+        O_APPEND) each (appending: ext4 flushes a truncated file on close),
+        every one of which cordon's
+        seccomp filter hands to the supervisor's listener (observed, let
+        through, never recorded). The "no seccomp" rows (test build's
+        --test-disable-layer) remove the filter and so the observation; the
+        `true` rows give the start-up part of that difference."""
+        d = os.path.join(self.fx, "writes")
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        n = self.p["writes_n"]
+        script = f"i=0; while [ $i -lt {n} ]; do echo x >> f$i; i=$((i+1)); done"
+        sh = ["/bin/sh", "-c", script]
+        off = ["--test-disable-layer=seccomp"]
+        rows = [
+            ("bare", None, sh),
+            ("bwrap", None, self.bwrap_argv(d) + sh),
+            ("cordon", None, self.cordon_argv(sh)),
+            ("cordon, no seccomp", None, self.cordon_argv(sh, off)),
+            ("cordon, true", None, self.cordon_argv(["true"])),
+            ("cordon, no seccomp, true", None, self.cordon_argv(["true"], off)),
+        ]
+        iters = self.p["writes_iters"]
+        log(f"writes under observation: {n} files written, {len(rows)} rows x {iters} runs")
+        cpu = {}
+        wall = self.timeit(rows, iters, cwd=d, cpu=cpu)
+        self.save("writes", {"iters": iters, "writes": n, "samples": wall, "cpu": cpu})
+
+    def measure_callgrind(self):
+        hot = os.path.join(self.bin, "hot")
+        cases = [line.split("\t") for line in self.run([hot, "list"], "hot list").splitlines()]
+        log(f"callgrind: {len(cases)} cases")
+
+        def one(case):
+            name, what, kind = case
+            n = self.p["cg_n_slow"] if name.startswith(("settings", "seccomp")) else self.p["cg_n"]
+            if kind == "wall":
+                ns = sorted(float(self.run([hot, name, str(n), "--wall"], f"hot {name}"))
+                            for _ in range(5))
+                return {"case": name, "what": what, "n": n, "wall_ns_per_call": ns[2]}
+            r = subprocess.run(["valgrind", "--tool=callgrind", "--toggle-collect=bench_loop",
+                                "--callgrind-out-file=/dev/null", hot, name, str(n)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            m = re.search(r"Collected : (\d+)", r.stderr)
+            if r.returncode != 0 or not m or int(m.group(1)) == 0:
+                raise Failed(f"callgrind {name}: {r.stderr.strip()[-500:]}")
+            return {"case": name, "what": what, "n": n, "ir": int(m.group(1)),
+                    "ir_per_call": int(m.group(1)) / n}
+
+        wall = [c for c in cases if c[2] == "wall"]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
+            res = list(ex.map(one, [c for c in cases if c[2] != "wall"]))
+        res += [one(c) for c in wall]  # alone: wall clock
+        self.save("callgrind", {"cases": res})
+
+    # profiles (where the time goes) ------------------------------------------
+
+    def perf_report(self, data, args):
+        r = subprocess.run(["perf", "report", "-i", data, "--stdio", "--percent-limit", "0.5",
+                            *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return [ln for ln in r.stdout.splitlines() if ln.strip() and not ln.startswith("#")]
+
+    def perf_loop(self, name, cwd, runs, cmd):
+        data = os.path.join(self.raw, f"perf-{name}.data")
+        loop = f"for i in $(seq {runs}); do {shlex.join(cmd)} || exit 1; done"
+        self.run(["perf", "record", "-q", "-g", "-F", "10000", "-o", data, "--", "sh", "-c", loop],
+                 f"perf record ({name})", cwd=cwd, timeout=600)
+        by_comm = self.perf_report(data, ["--no-children", "--sort", "comm", "-g", "none"])
+        syscalls = [ln for ln in self.perf_report(data, ["--children", "--sort", "sym",
+                                                         "-g", "none"])
+                    if re.search(r"\[k\] (__x64_sys_|__do_sys_|__se_sys_)", ln)]
+        user = self.perf_report(data, ["--no-children", "--comms", "cordon", "--sort", "dso,sym",
+                                       "-g", "none"])
+        os.unlink(data)
+        return {"by_comm": by_comm[:12], "syscalls": syscalls[:20], "cordon_syms": user[:25],
+                "stat": self.perf_stat(cwd, cmd), "trace": self.perf_trace(cwd, runs, cmd)}
+
+    def perf_stat(self, cwd, cmd):
+        stat = subprocess.run(["perf", "stat", "-r", "20", "-e",
+                               "task-clock,context-switches,page-faults", *cmd],
+                              cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True).stderr
+        return [ln.strip() for ln in stat.splitlines() if ln.strip()]
+
+    def perf_trace(self, cwd, runs, cmd):
+        """Wall-clock time inside each system call (perf trace -s), per role:
+        cordon's supervisor (the process with the event loop), the sandbox's
+        init (the one that builds the mount view), other cordon helpers, and
+        the command; milliseconds per run, averaged over `runs` runs.
+        Tracing slows every call down, so read it as proportions."""
+        loop = f"for i in $(seq {runs}); do {shlex.join(cmd)} || exit 1; done"
+        r = subprocess.run(["perf", "trace", "-s", "--", "sh", "-c", loop], cwd=cwd,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           timeout=600)
+        if r.returncode != 0:
+            return None
+        blocks, cur = [], None
+        for ln in r.stderr.splitlines():
+            m = re.match(r"^ (\S.*) \((\d+)\), (\d+) events", ln)
+            if m:
+                cur = {"comm": m.group(1), "calls": {}}
+                blocks.append(cur)
+                continue
+            m = re.match(r"^\s+(\w+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s", ln)
+            if m and cur is not None:
+                cur["calls"][m.group(1)] = (int(m.group(2)), float(m.group(4)))
+        roles = {}
+        for b in blocks:
+            c = b["calls"]
+            if b["comm"] in ("sh", "seq"):
+                continue
+            if b["comm"] != "cordon":
+                role = "command (" + b["comm"] + ")"
+            elif "epoll_wait" in c:
+                role = "supervisor"
+            elif "open_tree" in c or "pivot_root" in c or "umount2" in c:
+                role = "sandbox init"
+            else:
+                role = "other cordon process"
+            agg = roles.setdefault(role, {})
+            for sc, (n, ms) in c.items():
+                a = agg.setdefault(sc, [0, 0.0])
+                a[0] += n
+                a[1] += ms
+        out = {}
+        for role, agg in roles.items():
+            top = sorted(agg.items(), key=lambda kv: -kv[1][1])[:8]
+            out[role] = [(sc, n / runs, ms / runs) for sc, (n, ms) in top]
+        return out
+
+    def perf_download(self):
+        size = 1 << 30
+        url = f"http://{self.target}/big/{size}"
+        cmds = {
+            "direct": ["curl", "-sS", "--noproxy", "*", "-o", "/dev/null", url],
+            "cordon": self.cordon_argv(["curl", "-sS", "--noproxy", "", "-p", "-x",
+                                        "http://127.0.0.1:3128", "-o", "/dev/null", url],
+                                       self.allow()),
+        }
+        res = {}
+
+        def task_clock(extra, cmd):
+            st = subprocess.run(["perf", "stat", *extra, "-x", ",", "-e", "task-clock", "--",
+                                 *cmd], cwd=self.empty, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+            for ln in st.stderr.splitlines():
+                f = ln.split(",")
+                if len(f) > 2 and f[2].startswith("task-clock"):
+                    return float(f[0])
+            return None
+
+        for name, cmd in cmds.items():
+            # CPU time of the whole machine while one GiB moves, and of the
+            # command's own processes (curl; cordon's supervisor and init
+            # with curl inside): the difference is what the relay costs.
+            res[name] = {"cpu_ms": task_clock(["-a"], cmd), "own_cpu_ms": task_clock([], cmd)}
+        data = os.path.join(self.raw, "perf-download.data")
+        self.run(["perf", "record", "-q", "-a", "-g", "-F", "2000", "-o", data, "--",
+                  *cmds["cordon"]], "perf record (download)", cwd=self.empty)
+        res["by_comm"] = self.perf_report(data, ["--no-children", "--sort", "comm", "-g", "none"])[:10]
+        res["cordon_syms"] = self.perf_report(data, ["--no-children", "--comms", "cordon",
+                                                     "--sort", "sym", "-g", "none"])[:20]
+        res["syscalls"] = [ln for ln in self.perf_report(data, ["--children", "--comms", "cordon",
+                                                                "--sort", "sym", "-g", "none"])
+                           if re.search(r"\[k\] (__x64_sys_|__do_sys_|__se_sys_)", ln)][:12]
+        os.unlink(data)
+        return res
+
+    def measure_profiles(self):
+        if not self.p["perf"]:
+            return
+        if not shutil.which("perf"):
+            self.notes.append("perf is not installed: no profiles")
+            return
+        log("profiles: perf on start-up, the 300-repository case and the tunnel")
+        prof = {
+            "startup": self.perf_loop("startup", self.empty, 50, self.cordon_argv(["true"])),
+            "bwrap_stat": self.perf_stat(self.empty, self.bwrap_argv(self.empty) + ["true"]),
+            "repos": self.perf_loop("repos", self.repos, 10, self.cordon_argv(["true"])),
+            "download": self.perf_download(),
+        }
+        self.save("profiles", prof)
+
+    # ---- driver ------------------------------------------------------------
+
+    def main(self, only):
+        self.empty = fixtures.empty_dir(self.fx)
+        log("fixtures (300 git repositories, a C project)")
+        self.repos = fixtures.repos(self.fx)
+        self.cproj = fixtures.c_project(self.fx)
+        for f in os.listdir(self.raw):
+            if f.endswith(".json") and not only:
+                os.unlink(os.path.join(self.raw, f))
+        self.start_server()
+        try:
+            self.preflight()
+            self.meta()
+            for name in MEASUREMENTS:
+                if only and name not in only:
+                    continue
+                t0 = time.time()
+                getattr(self, "measure_" + name)()
+                self.durations[name] = round(time.time() - t0, 1)
+            self.meta(final=True)  # notes gathered on the way, the machine at the end
+        finally:
+            self.stop_server()
+
+
+MEASUREMENTS = ["startup", "layers", "repos", "download", "requests", "concurrent", "memory", "build",
+                "writes", "callgrind", "profiles"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--top", required=True)
+    ap.add_argument("--cordon", required=True)
+    ap.add_argument("--node", required=True)
+    ap.add_argument("--srt-cli", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--perf", action="store_true", help="profiles even with --quick")
+    ap.add_argument("--no-perf", action="store_true")
+    ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(MEASUREMENTS))
+    a = ap.parse_args()
+    for v in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+              "ALL_PROXY", "NO_PROXY"):
+        os.environ.pop(v, None)  # neither cordon nor srt may chain to a proxy of ours
+    only = [x for x in a.only.split(",") if x]
+    for x in only:
+        if x not in MEASUREMENTS:
+            sys.exit(f"bench: unknown measurement {x}")
+    try:
+        Bench(a).main(only)
+    except Failed as e:
+        print(f"\nbench: FAILED: {e}\nbench: no report was written.", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
