@@ -9,6 +9,7 @@
 _cordon_subcommands="connect doctor proxy"
 _cordon_opts="-s --settings -c --allow-write --deny-write --allow-read --deny-read
               --allow-domain --deny-domain --audit --audit-fd --print-policy
+              --violations-block --control-fd
               -d --debug -V --version -h --help"
 
 # File names into COMPREPLY.
@@ -32,7 +33,7 @@ _cordon_optarg()
             _cordon_files "$2" ;;
         --allow-domain|--deny-domain)
             COMPREPLY=($(compgen -A hostname -- "$2")) ;;
-        *)  # -c STRING, --audit-fd N: nothing to offer
+        *)  # -c STRING, --audit-fd N, --control-fd N: nothing to offer
             COMPREPLY=() ;;
     esac
 }
@@ -88,7 +89,7 @@ _cordon()
         case $w in
             --) ended=true; i=$(( i + 1 )); break ;;
             --settings|--allow-write|--deny-write|--allow-read|--deny-read|\
-            --allow-domain|--deny-domain|--audit|--audit-fd)
+            --allow-domain|--deny-domain|--audit|--audit-fd|--control-fd)
                 expect=$w ;;
             --*) ;;
             -*[sc]) expect=-${w: -1} ;;  # -s, -c, or a cluster ending in one (-ds)

@@ -111,14 +111,82 @@ struct cordon_run_opts {
     void *log_userdata;
     bool audit_enabled;      /* write the audit stream (JSON lines) to audit_fd */
     int audit_fd;
+    /* Optional: called from inside cordon_run for every denial as it
+     * happens, with a category ("network", "write", "syscall") and one line
+     * in srt's violation format, e.g. "deny network-outbound evil.test:443
+     * (host is not on the allow list)" or "deny openat /home/u/.bashrc
+     * (protected: .bashrc)". The same denials are in the audit stream. */
+    void (*on_denial)(void *userdata, const char *category, const char *line);
+    void *denial_userdata;
+    /* srt's live-update protocol: settings documents read from control_fd,
+     * one per line; the network host rules of each take effect for the next
+     * connection; a line that changes anything else is refused with a
+     * notice (log). The fd is read, never closed, and never enters the
+     * sandbox. */
+    bool control_enabled;
+    int control_fd;
 };
 
-/* Run a command inside the policy and wait for it. On success returns 0 and
- * sets *exit_status to the command's exit code, or 128+N when it died of
- * signal N, or 126/127 when it could not be executed or found (as a shell
- * does). On failure returns a negative errno: the command never ran. */
+/* Run a command inside the policy and wait for it, in this process. On
+ * success returns 0 and sets *exit_status to the command's exit code, or
+ * 128+N when it died of signal N, or 126/127 when it could not be executed or
+ * found (as a shell does). On failure returns a negative errno: the command
+ * never ran. The calling process must have no other threads (cordon clones
+ * and forks from it) and is the sandbox's supervisor while this runs;
+ * multithreaded hosts use cordon_sandbox_spawn instead. */
 int cordon_run(const cordon_policy *p, const struct cordon_run_opts *opts, int *exit_status,
                struct cordon_error *err);
+
+/* ---- sandboxes as separate processes (any host, threads or not) -------------
+ *
+ * cordon_sandbox_spawn starts the cordon binary (posix_spawn: safe in a
+ * multithreaded host) as the supervisor of one sandbox, with the policy as
+ * its settings, the given stdio, and pipes for the audit stream and live
+ * updates. The binary is $CORDON_BINARY when set, else the one installed
+ * with this library. */
+typedef struct cordon_sandbox cordon_sandbox;
+
+struct cordon_spawn_opts {
+    size_t size;             /* sizeof(struct cordon_spawn_opts): lets fields be added */
+    char *const *argv;       /* command and arguments */
+    char *const *envp;       /* NULL: the caller's environ */
+    const char *cwd;         /* NULL: the caller's */
+    int stdin_fd, stdout_fd, stderr_fd; /* -1: the caller's own */
+    bool audit;              /* keep the audit stream: cordon_sandbox_audit_fd */
+    bool live_updates;       /* allow cordon_sandbox_update */
+};
+
+/* Start it. Returns 0 with *out, or a negative errno with err set. */
+int cordon_sandbox_spawn(const cordon_policy *p, const struct cordon_spawn_opts *o,
+                         cordon_sandbox **out, struct cordon_error *err);
+
+/* The supervisor's pid (signals sent to it reach the command as a terminal's
+ * would: SIGINT, SIGTERM, SIGHUP, ... are relayed). */
+int cordon_sandbox_pid(const cordon_sandbox *s);
+
+/* The read end of the audit stream (JSON lines, DESIGN "Audit records"), or
+ * -1 without opts.audit. Read it while the sandbox runs: a full pipe makes
+ * the supervisor wait. EOF when the supervisor has exited. */
+int cordon_sandbox_audit_fd(const cordon_sandbox *s);
+
+/* Replace the live network host rules (allowedDomains, deniedDomains,
+ * deniedDomainReasons, deniedResolvedAddresses, strictAllowlist,
+ * defaultPorts) with p's, for the next connection. p must differ from the
+ * running policy in those keys only, or the supervisor refuses the update
+ * (an audit record, policy.update deny). */
+int cordon_sandbox_update(cordon_sandbox *s, const cordon_policy *p, struct cordon_error *err);
+
+/* Send a signal to the supervisor (see cordon_sandbox_pid). */
+int cordon_sandbox_kill(cordon_sandbox *s, int sig);
+
+/* Wait for the end. Returns 0 with the command's status (as cordon_run), or
+ * a negative errno: -ECANCELED when cordon itself failed (exit 125; its
+ * message went to the sandbox's stderr). */
+int cordon_sandbox_wait(cordon_sandbox *s, int *exit_status, struct cordon_error *err);
+
+/* Free it: kills the supervisor first (SIGKILL) if it still runs, which
+ * takes the whole sandbox down. */
+void cordon_sandbox_free(cordon_sandbox *s);
 
 #ifdef __cplusplus
 }

@@ -18,10 +18,63 @@ static void rfc3339_now(char *buf, size_t n)
     snprintf(buf + k, n - k, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
+static const char *fs_(json_t *f, const char *k)
+{
+    const char *s = json_string_value(json_object_get(f, k));
+    return s ? s : "";
+}
+
+/* One denial as srt prints it in <sandbox_violations> (srt-compat.md 3.7). */
+static void report_denial(struct audit *a, const char *event, json_t *f)
+{
+    if (!a->on_denial)
+        return;
+    char line[1200];
+    const char *cat = NULL;
+    long long port = json_integer_value(json_object_get(f, "port"));
+    const char *reason = fs_(f, "reason");
+    if (strcmp(event, "net.connect") == 0) {
+        cat = "network";
+        snprintf(line, sizeof(line), "deny network-outbound %s:%lld%s%s%s", fs_(f, "host"), port,
+                 *reason ? " (" : "", reason, *reason ? ")" : "");
+    } else if (strcmp(event, "net.request") == 0) {
+        cat = "network";
+        snprintf(line, sizeof(line), "deny http-request %s %s:%lld%s%s%s%s", fs_(f, "method"),
+                 fs_(f, "host"), port, fs_(f, "path"), *reason ? " (" : "", reason,
+                 *reason ? ")" : "");
+    } else if (strcmp(event, "dns.query") == 0) {
+        cat = "network";
+        snprintf(line, sizeof(line), "deny dns-query %s %s%s%s%s", fs_(f, "name"),
+                 fs_(f, "type"), *reason ? " (" : "", reason, *reason ? ")" : "");
+    } else if (strcmp(event, "fs.deny") == 0) {
+        cat = strcmp(fs_(f, "op"), "read") == 0 ? "read" : "write";
+        const char *rule = fs_(f, "rule");
+        snprintf(line, sizeof(line), "deny %s %s%s%s%s", fs_(f, "op"), fs_(f, "path"),
+                 *rule ? " (" : "", rule, *rule ? ")" : "");
+    } else if (strcmp(event, "syscall.deny") == 0) {
+        cat = "syscall";
+        snprintf(line, sizeof(line), "deny syscall %s (%s)", fs_(f, "syscall"),
+                 fs_(f, "errno"));
+    } else {
+        cat = "other";
+        snprintf(line, sizeof(line), "deny %s", event);
+    }
+    a->on_denial(a->denial_ud, cat, line);
+}
+
 void audit_emit(struct audit *a, const char *event, bool allow, json_t *fields)
 {
-    if (!allow)
+    audit_emit_quiet(a, event, allow, false, fields);
+}
+
+void audit_emit_quiet(struct audit *a, const char *event, bool allow, bool quiet,
+                      json_t *fields)
+{
+    if (!allow) {
         a->denials++;
+        if (!quiet)
+            report_denial(a, event, fields);
+    }
     if (a->fd < 0) {
         json_decref(fields);
         return;

@@ -18,8 +18,8 @@
  *    child, inside namespaces that die with it; the cgroup probe removes the
  *    group it makes;
  *  - exit 0 only when every check that this version of cordon relies on is
- *    OK; checks of features that are not used yet (seccomp user
- *    notification, nftables) are reported but never change the exit status;
+ *    OK (all of them now); a check of a feature not used yet would be
+ *    reported but never change the exit status;
  *  - test builds (meson -Dtest_switches=true) honour
  *    CORDON_TEST_DOCTOR_FAULT=userns,landlock,seccomp,notify,nftables,cgroup
  *    (the probe fails as that kernel would) and CORDON_TEST_DOCTOR_SYSCTL=DIR
@@ -98,8 +98,8 @@ static struct check checks[C_COUNT] = {
     [C_USERNS] = { .id = "userns", .name = "user namespaces", .used = true },
     [C_LANDLOCK] = { .id = "landlock", .name = "Landlock", .used = true },
     [C_SECCOMP] = { .id = "seccomp", .name = "seccomp filter", .used = true },
-    [C_NOTIFY] = { .id = "seccomp_notify", .name = "seccomp user notification", .used = false },
-    [C_NFT] = { .id = "nftables", .name = "nftables in a user namespace", .used = false },
+    [C_NOTIFY] = { .id = "seccomp_notify", .name = "seccomp user notification", .used = true },
+    [C_NFT] = { .id = "nftables", .name = "nftables in a user namespace", .used = true },
     [C_CGROUP] = { .id = "cgroup", .name = "cgroup (pids)", .used = true },
 };
 
@@ -721,12 +721,11 @@ static void check_notify(struct check *c)
     struct probe_res r;
     run_probe(probe_notify, &r);
     if (r.err) {
-        c->v = V_MISSING;
+        c->v = V_DEGRADED;
         detail(c, "probe: cannot %s: %s", r.step, strerror(r.err));
-        meaning(c, "nothing changes today: cordon " CORDON_VERSION " does not use seccomp "
-                   "user notification. Observing violations (records of refused syscalls "
-                   "and file operations), planned, will need it (Linux 5.0 or later; "
-                   "SECCOMP_IOCTL_NOTIF_ADDFD 5.9)");
+        meaning(c, "cordon runs, and still refuses the same syscalls and writes, but cannot "
+                   "record them: no syscall.deny or fs.deny records and none in the exit "
+                   "summary (Linux 5.5 or later)");
         fix(c, "boot Linux 5.9 or later with CONFIG_SECCOMP_FILTER=y");
         return;
     }
@@ -741,18 +740,19 @@ static void check_nft(struct check *c, bool userns_ok)
     if (!userns_ok) {
         c->v = V_MISSING;
         detail(c, "not tested: needs user namespaces");
-        meaning(c, "nothing changes today: cordon " CORDON_VERSION " does not use nftables");
+        meaning(c, "transparent capture (network.transparent) needs it inside the sandbox's "
+                   "user namespace");
         fix(c, "fix user namespaces first");
         return;
     }
     run_probe(probe_nft, &r);
     if (r.err) {
-        c->v = V_MISSING;
+        c->v = V_DEGRADED;
         detail(c, "probe: cannot %s: %s", r.step, strerror(r.err));
-        meaning(c, "nothing changes today: cordon " CORDON_VERSION " does not use nftables "
-                   "(network.transparent is not implemented; programs that ignore the proxy "
-                   "variables get no network at all). Transparent capture, planned, will "
-                   "need it");
+        meaning(c, "cordon runs, but without transparent capture and the sandbox's DNS "
+                   "(network.transparent): programs that ignore the proxy variables get no "
+                   "network at all, and every run says so (network.transparent false "
+                   "silences it)");
         if (r.err == EPROTONOSUPPORT || r.err == EOPNOTSUPP || r.err == ENOENT)
             fix(c, "boot a kernel with CONFIG_NF_TABLES and CONFIG_NF_TABLES_INET (or load "
                    "them: sudo modprobe nf_tables)");

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdbool.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,10 @@ static const char usage_text[] =
     "      --audit FILE       append the audit stream (JSON lines) to FILE\n"
     "      --audit-fd N       write the audit stream to file descriptor N\n"
     "      --print-policy     print the effective settings as JSON and exit\n"
+    "      --control-fd N     read settings documents from fd N, one per line; their\n"
+    "                         network host rules apply to the next connection\n"
+    "      --violations-block at exit, print what was denied as srt's\n"
+    "                         <sandbox_violations> block (instead of a summary line)\n"
     "  -d, --debug            explain each step (settings, mount plan) on stderr\n"
     "  -V, --version          print the version and exit\n"
     "  -h, --help             print this help and exit\n"
@@ -100,6 +105,117 @@ static void ensure_stdio(void)
     }
 }
 
+/* ---- denials: the exit summary and srt's <sandbox_violations> block ---------- */
+
+struct denials {
+    json_t *ignore;          /* ignoreViolations, or NULL */
+    char *command;           /* the command text, for ignoreViolations keys */
+    char **lines;            /* kept for the block */
+    size_t nlines, cap;
+    unsigned long count[4];  /* network, write, syscall, other */
+    char *example[4];
+    unsigned long dropped;   /* lines past the cap (still counted) */
+};
+
+static int category_index(const char *cat)
+{
+    if (strcmp(cat, "network") == 0)
+        return 0;
+    if (strcmp(cat, "write") == 0)
+        return 1;
+    if (strcmp(cat, "syscall") == 0)
+        return 2;
+    return 3;
+}
+
+/* srt: a key "*" applies to every command, any other key to commands whose
+ * text contains it; a value suppresses the violation lines containing it. */
+static bool ignored(const struct denials *d, const char *line)
+{
+    const char *key;
+    json_t *vals;
+    if (!d->ignore)
+        return false;
+    json_object_foreach(d->ignore, key, vals) {
+        if (strcmp(key, "*") != 0 && !strstr(d->command, key))
+            continue;
+        size_t i;
+        json_t *v;
+        json_array_foreach(vals, i, v) {
+            const char *s = json_string_value(v);
+            if (s && strstr(line, s))
+                return true;
+        }
+    }
+    return false;
+}
+
+static void on_denial(void *ud, const char *category, const char *line)
+{
+    struct denials *d = ud;
+    if (ignored(d, line))
+        return;
+    int c = category_index(category);
+    if (d->count[c]++ == 0) {
+        /* "deny network-outbound evil.test:443 (...)" -> "evil.test:443 (...)" */
+        const char *s = line;
+        for (int words = 0; words < 2 && strchr(s, ' '); words++)
+            s = strchr(s, ' ') + 1;
+        d->example[c] = strdup(s);
+    }
+    if (d->nlines >= 1000) {
+        d->dropped++;
+        return;
+    }
+    if (d->nlines == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        char **nv = realloc(d->lines, cap * sizeof(*nv));
+        if (!nv)
+            return;
+        d->lines = nv;
+        d->cap = cap;
+    }
+    d->lines[d->nlines] = strdup(line);
+    if (d->lines[d->nlines])
+        d->nlines++;
+}
+
+static void print_denials(const struct denials *d, bool block, bool have_audit)
+{
+    unsigned long total = d->count[0] + d->count[1] + d->count[2] + d->count[3];
+    if (total == 0)
+        return;
+    if (block) {
+        fputs("<sandbox_violations>\n", stderr);
+        for (size_t i = 0; i < d->nlines; i++)
+            fprintf(stderr, "%s\n", d->lines[i]);
+        if (d->dropped)
+            fprintf(stderr, "... and %lu more\n", d->dropped);
+        fputs("</sandbox_violations>\n", stderr);
+        return;
+    }
+    static const char *const what[4][2] = {
+        { "network request", "network requests" },
+        { "write", "writes" },
+        { "refused syscall", "refused syscalls" },
+        { "other denial", "other denials" },
+    };
+    fputs("cordon: blocked ", stderr);
+    int shown = 0, parts = 0;
+    for (int c = 0; c < 4; c++)
+        parts += d->count[c] > 0;
+    for (int c = 0; c < 4; c++) {
+        if (!d->count[c])
+            continue;
+        shown++;
+        fprintf(stderr, "%s%lu %s (%s%s)", shown == 1 ? "" : shown == parts ? " and " : ", ",
+                d->count[c], what[c][d->count[c] != 1], d->example[c] ? d->example[c] : "?",
+                d->count[c] > 1 ? ", ..." : "");
+    }
+    fprintf(stderr, "; %s\n", have_audit ? "see the audit stream" : "run with --audit FILE for "
+                                                                   "every record");
+}
+
 enum {
     OPT_ALLOW_WRITE = 256,
     OPT_DENY_WRITE,
@@ -111,6 +227,8 @@ enum {
     OPT_DENY_DOMAIN,
     OPT_AUDIT,
     OPT_AUDIT_FD,
+    OPT_VIOLATIONS_BLOCK,
+    OPT_CONTROL_FD,
 };
 
 struct path_flag {
@@ -131,6 +249,8 @@ int main(int argc, char **argv)
         { "deny-domain", required_argument, NULL, OPT_DENY_DOMAIN },
         { "audit", required_argument, NULL, OPT_AUDIT },
         { "audit-fd", required_argument, NULL, OPT_AUDIT_FD },
+        { "violations-block", no_argument, NULL, OPT_VIOLATIONS_BLOCK },
+        { "control-fd", required_argument, NULL, OPT_CONTROL_FD },
         { "debug", no_argument, NULL, 'd' },
         { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
@@ -142,6 +262,8 @@ int main(int argc, char **argv)
     const char *settings = NULL;
     const char *shell = NULL;
     bool print_policy = false;
+    bool violations_block = false;
+    int control_fd = -1;
     const char *audit_path = NULL;
     int audit_fd = -1;
     unsigned disabled = 0;
@@ -188,6 +310,19 @@ int main(int argc, char **argv)
         case OPT_DENY_WRITE: flags[nflags++] = (struct path_flag){ CORDON_DENY_WRITE, optarg }; break;
         case OPT_ALLOW_READ: flags[nflags++] = (struct path_flag){ CORDON_ALLOW_READ, optarg }; break;
         case OPT_DENY_READ: flags[nflags++] = (struct path_flag){ CORDON_DENY_READ, optarg }; break;
+        case OPT_CONTROL_FD: {
+            char *end = NULL;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || !end || *end || v < 0 || v > INT_MAX || fcntl((int)v, F_GETFD) < 0) {
+                fprintf(stderr, "cordon: --control-fd %s: not an open file descriptor\n", optarg);
+                free(flags);
+                return CORDON_EXIT_FAILURE;
+            }
+            control_fd = (int)v;
+            break;
+        }
+        case OPT_VIOLATIONS_BLOCK: violations_block = true; break;
         case OPT_PRINT_POLICY: print_policy = true; break;
         case OPT_ALLOW_DOMAIN: flags[nflags++] = (struct path_flag){ OPT_ALLOW_DOMAIN, optarg }; break;
         case OPT_DENY_DOMAIN: flags[nflags++] = (struct path_flag){ OPT_DENY_DOMAIN, optarg }; break;
@@ -287,15 +422,40 @@ int main(int argc, char **argv)
             return CORDON_EXIT_FAILURE;
         }
     }
+    struct denials den = { .ignore = policy->ignore_violations };
+    {
+        size_t len = 1;
+        for (size_t i = 0; cmd[i]; i++)
+            len += strlen(cmd[i]) + 1;
+        den.command = calloc(1, len);
+        for (size_t i = 0; den.command && cmd[i]; i++) {
+            if (i)
+                strcat(den.command, " ");
+            strcat(den.command, cmd[i]);
+        }
+        if (!den.command)
+            den.ignore = NULL;
+    }
     struct cordon_run_opts ro = {
         .argv = cmd,
         .forward_signals = true,
         .log = log_cb,
         .audit_enabled = audit_fd >= 0,
         .audit_fd = audit_fd,
+        .on_denial = on_denial,
+        .denial_userdata = &den,
+        .control_enabled = control_fd >= 0,
+        .control_fd = control_fd,
     };
     int status = 0;
     int r = sandbox_run(policy, &ro, disabled, &status, &err);
+    print_denials(&den, violations_block, audit_fd >= 0);
+    for (size_t i = 0; i < den.nlines; i++)
+        free(den.lines[i]);
+    free(den.lines);
+    free(den.command);
+    for (int k = 0; k < 4; k++)
+        free(den.example[k]);
     cordon_policy_free(policy);
     if (r < 0)
         return fail(&err);

@@ -38,18 +38,36 @@ int harden_layers_parse(const char *list, unsigned *mask, struct cordon_error *e
 struct seccomp_prog {
     struct sock_filter *insns;
     unsigned short len;
+    bool notify;   /* has notify actions: installed with a new listener */
 };
 
 struct seccomp_opts {
     bool allow_nested_userns;
     bool allow_unix_sockets;
+    /* Refused syscalls go to the supervisor's notify listener, which records
+     * them and answers with the errno (an ERRNO action would hide them). */
+    bool notify_denials;
+    /* Write-intent filesystem syscalls (opens for writing, creations,
+     * removals, renames, links, mode and owner changes) go to the listener
+     * too, which only observes them and lets them continue: the mounts and
+     * Landlock decide. */
+    bool observe_writes;
 };
 
 int harden_seccomp_build(const struct seccomp_opts *o, struct seccomp_prog *out,
                          struct cordon_error *err);
 void harden_seccomp_free(struct seccomp_prog *p);
-/* In the child, after no_new_privs. Returns -1 with errno on failure. */
+/* In the child, after no_new_privs. Returns -1 with errno on failure, else
+ * 0, or the notify listener fd when the filter has notify actions. */
 int harden_seccomp_apply(const struct seccomp_prog *p);
+
+/* What the listener must answer for a notification of syscall nr with
+ * arguments args: an errno to refuse with (the filter's denial), or 0 when
+ * the syscall is only observed (answer "continue"). Mirrors the filter. */
+int harden_seccomp_denial(const struct seccomp_opts *o, int nr, const uint64_t args[6]);
+
+/* Is nr one of the observed write-intent filesystem syscalls? */
+bool harden_seccomp_observed(int nr);
 
 /* ---- Landlock ------------------------------------------------------------- */
 

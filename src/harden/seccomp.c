@@ -62,6 +62,9 @@
 #ifndef AF_VSOCK
 #define AF_VSOCK 40
 #endif
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452 /* Linux 6.6, the same number on every architecture */
+#endif
 
 static const int eperm_always[] = {
     SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
@@ -132,6 +135,75 @@ static int export_bpf(scmp_filter_ctx ctx, struct seccomp_prog *out, struct cord
     return 0;
 }
 
+/* Write-intent filesystem syscalls, observed when opts.observe_writes:
+ * srt's monitor list (srt-compat.md 3.7), plus the path forms of truncate,
+ * chmod and chown. */
+static const int observed_always[] = {
+#ifdef SYS_creat
+    SYS_creat,
+#endif
+#ifdef SYS_mkdir
+    SYS_mkdir, SYS_rmdir, SYS_unlink, SYS_rename, SYS_link, SYS_symlink, SYS_chmod,
+    SYS_chown, SYS_lchown, SYS_mknod,
+#endif
+    SYS_mkdirat, SYS_unlinkat, SYS_renameat, SYS_renameat2, SYS_linkat, SYS_symlinkat,
+    SYS_mknodat, SYS_fchmodat, SYS_fchownat, SYS_truncate, SYS_openat2,
+    SYS_fchmodat2,
+};
+
+static const unsigned long write_flags[] = { O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND };
+
+bool harden_seccomp_observed(int nr)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(observed_always); i++)
+        if (observed_always[i] == nr)
+            return true;
+#ifdef SYS_open
+    if (nr == SYS_open)
+        return true;
+#endif
+    return nr == SYS_openat;
+}
+
+static bool in_list(const int *v, size_t n, int nr)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == nr)
+            return true;
+    return false;
+}
+
+int harden_seccomp_denial(const struct seccomp_opts *o, int nr, const uint64_t a[6])
+{
+    uint32_t a0 = (uint32_t)a[0], a1 = (uint32_t)a[1], a2 = (uint32_t)a[2];
+    if (in_list(eperm_always, ARRAY_SIZE(eperm_always), nr))
+        return EPERM;
+    if (!o->allow_nested_userns) {
+        if (in_list(eperm_unless_nested, ARRAY_SIZE(eperm_unless_nested), nr))
+            return EPERM;
+        if (nr == SYS_clone3)
+            return ENOSYS;
+        if (nr == SYS_unshare || nr == SYS_clone)
+            for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++)
+                if (a[0] & ns_flags[i])
+                    return EPERM;
+    }
+    if (nr == SYS_ioctl && (a1 == (uint32_t)TIOCSTI || a1 == (uint32_t)TIOCLINUX))
+        return EPERM;
+    if (nr == SYS_socket) {
+        if (a0 == AF_VSOCK || a0 == AF_PACKET || (a0 == AF_NETLINK && (int64_t)a[2] > 0) ||
+            a2 == IPPROTO_MPTCP || (!o->allow_unix_sockets && a0 == AF_UNIX))
+            return EPERM;
+    }
+    if (nr == SYS_socketpair && !o->allow_unix_sockets && a0 == AF_UNIX && (a1 & 0xf) == SOCK_DGRAM)
+        return EPERM;
+    if (nr == SYS_personality && a0 != 0xffffffffu)
+        for (size_t i = 0; i < ARRAY_SIZE(weak_personality); i++)
+            if (a0 & weak_personality[i])
+                return EPERM;
+    return 0;
+}
+
 int harden_seccomp_build(const struct seccomp_opts *o, struct seccomp_prog *out,
                          struct cordon_error *err)
 {
@@ -139,7 +211,8 @@ int harden_seccomp_build(const struct seccomp_opts *o, struct seccomp_prog *out,
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (!ctx)
         return cordon_err_set(err, ENOMEM, "seccomp_init");
-    const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
+    const uint32_t eperm = o->notify_denials ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO(EPERM);
+    const uint32_t enosys = o->notify_denials ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO(ENOSYS);
     int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
     if (r < 0) {
         r = cordon_err_sys(err, -r, "seccomp: bad-arch action");
@@ -163,7 +236,7 @@ int harden_seccomp_build(const struct seccomp_opts *o, struct seccomp_prog *out,
                 (r = add(ctx, eperm, SYS_clone, 1, &c, err)) < 0)
                 goto out;
         }
-        if ((r = add(ctx, SCMP_ACT_ERRNO(ENOSYS), SYS_clone3, 0, NULL, err)) < 0)
+        if ((r = add(ctx, enosys, SYS_clone3, 0, NULL, err)) < 0)
             goto out;
     }
 
@@ -227,6 +300,23 @@ int harden_seccomp_build(const struct seccomp_opts *o, struct seccomp_prog *out,
         }
     }
 
+    if (o->observe_writes) {
+        for (size_t i = 0; i < ARRAY_SIZE(observed_always); i++)
+            if ((r = add(ctx, SCMP_ACT_NOTIFY, observed_always[i], 0, NULL, err)) < 0)
+                goto out;
+        /* open and openat only with a write-intent flag: reads never trap. */
+        for (size_t i = 0; i < ARRAY_SIZE(write_flags); i++) {
+            struct scmp_arg_cmp c2 = SCMP_A2(SCMP_CMP_MASKED_EQ, write_flags[i], write_flags[i]);
+            if ((r = add(ctx, SCMP_ACT_NOTIFY, SYS_openat, 1, &c2, err)) < 0)
+                goto out;
+#ifdef SYS_open
+            struct scmp_arg_cmp c1 = SCMP_A1(SCMP_CMP_MASKED_EQ, write_flags[i], write_flags[i]);
+            if ((r = add(ctx, SCMP_ACT_NOTIFY, SYS_open, 1, &c1, err)) < 0)
+                goto out;
+#endif
+        }
+    }
+    out->notify = o->notify_denials || o->observe_writes;
     r = export_bpf(ctx, out, err);
 out:
     seccomp_release(ctx);
@@ -242,5 +332,6 @@ void harden_seccomp_free(struct seccomp_prog *p)
 int harden_seccomp_apply(const struct seccomp_prog *p)
 {
     struct sock_fprog prog = { .len = p->len, .filter = p->insns };
-    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                        p->notify ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0, &prog);
 }

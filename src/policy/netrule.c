@@ -332,6 +332,34 @@ struct net_verdict net_decide(const struct net_rules *r, const struct net_target
                                  .reason = "host is not on the allow list" };
 }
 
+struct net_verdict net_decide_any_port(const struct net_rules *r, const struct net_target *t)
+{
+    struct net_target probe = *t;
+    bool matched = false;
+    for (size_t i = 0; i < r->nallow; i++) {
+        const struct net_entry *e = &r->allow[i];
+        if (!net_entry_match_host(e, t))
+            continue;
+        matched = true;
+        size_t n = e->port ? 1 : r->ndefault;
+        for (size_t k = 0; k < n; k++) {
+            probe.port = e->port ? e->port : r->default_ports[k];
+            struct net_verdict v = net_decide(r, &probe);
+            if (v.allow)
+                return v;
+        }
+    }
+    for (size_t i = 0; i < r->ndeny; i++) {
+        const struct net_entry *e = &r->deny[i];
+        if (e->port == 0 && net_entry_match_host(e, t))
+            return (struct net_verdict){ .allow = false, .rule = e,
+                                         .reason = "host is on the deny list" };
+    }
+    return (struct net_verdict){ .allow = false, .rule = NULL,
+                                 .reason = matched ? "no port is allowed for this host"
+                                                   : "host is not on the allow list" };
+}
+
 static bool v4_in(const uint8_t *a, uint32_t net, unsigned bits)
 {
     uint32_t v = ((uint32_t)a[0] << 24) | ((uint32_t)a[1] << 16) | ((uint32_t)a[2] << 8) | a[3];

@@ -71,6 +71,15 @@ struct net_verdict {
  * covers the default ports (network.defaultPorts, 80 and 443). */
 struct net_verdict net_decide(const struct net_rules *r, const struct net_target *t);
 
+/* Could host t (its port ignored) be allowed on some port? The rules are per
+ * port, so this tries every port an allow entry matching t covers (its own
+ * port, or network.defaultPorts) with net_decide: true when one of them is
+ * allowed (the verdict of that port, rule the allow entry). Otherwise the
+ * verdict names the deny entry that covers every port, or says why none of
+ * the candidate ports is allowed. The in-sandbox DNS server answers only
+ * names this allows. */
+struct net_verdict net_decide_any_port(const struct net_rules *r, const struct net_target *t);
+
 /* Is this address (network byte order, 4 or 16 bytes) one a name may not
  * resolve to? Loopback, unspecified, link-local, multicast, broadcast, the
  * cloud-metadata addresses, and (unless allow_private) RFC 1918, CGNAT and

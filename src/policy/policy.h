@@ -107,6 +107,7 @@ struct cordon_policy {
         int tls_handshake_timeout_ms;    /* default 10000 */
         char *upstream_ca_file;          /* network.upstreamCaFile */
         bool require_host_match;         /* default true */
+        bool transparent;                /* network.transparent: DNS and capture, default true */
         bool refuse_opaque_tunnels;
         struct cordon_strlist strip_response_headers; /* folded names */
         /* request rules (network.requestRules) */

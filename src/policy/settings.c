@@ -1049,6 +1049,7 @@ static int net_denied_reasons(struct ctx *c, json_t *v)
 }
 
 static int net_strict(struct ctx *c, json_t *v) { return parse_bool(c, v, &c->p->net.strict_allowlist); }
+static int net_transparent(struct ctx *c, json_t *v) { return parse_bool(c, v, &c->p->net.transparent); }
 static int net_all_unix(struct ctx *c, json_t *v) { return parse_bool(c, v, &c->p->net.allow_all_unix_sockets); }
 static int net_local_binding(struct ctx *c, json_t *v) { return parse_bool(c, v, &c->p->net.allow_local_binding); }
 
@@ -1080,7 +1081,7 @@ static const struct key net_keys[] = {
     { "requestRules", KEY_IMPL, net_request_rules, NULL, NULL },
     { "injectHeaders", KEY_IMPL, net_inject_headers, NULL, NULL },
     { "stripRequestHeaders", KEY_IMPL, net_strip_request, NULL, NULL },
-    { "transparent", KEY_UNSUPPORTED, NULL, "transparent capture", "false" },
+    { "transparent", KEY_IMPL, net_transparent, NULL, NULL },
     { "hostPorts", KEY_UNSUPPORTED, NULL, "host ports", "[]" },
     { "publishPorts", KEY_UNSUPPORTED, NULL, "published ports", "[]" },
 };
@@ -1588,6 +1589,7 @@ static int policy_new(const struct cordon_load_opts *opts, struct cordon_policy 
         return cordon_err_set(err, ENOMEM, "out of memory");
     p->mandatory_deny_search_depth = 3;
     p->net.require_host_match = true;
+    p->net.transparent = true;
     p->net.tls_max_tunnels = 256;
     p->net.tls_handshake_timeout_ms = 10000;
     p->net.rules.default_ports[0] = 80;
@@ -2190,6 +2192,7 @@ char *cordon_policy_to_json(const cordon_policy *p)
                                           "domains", md));
         }
         json_object_set_new(net, "requireHostMatch", json_boolean(p->net.require_host_match));
+        json_object_set_new(net, "transparent", json_boolean(p->net.transparent));
         static const char *const modes[] = { "refuse", "normalize", "asSpelled" };
         json_object_set_new(net, "ambiguousRequestTarget",
                             json_string(modes[p->net.path_mode % 3]));

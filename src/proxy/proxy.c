@@ -73,6 +73,8 @@ enum state {
     ST_CLOSING,   /* flushing a final answer to the client, then close */
     ST_LINGER,    /* answer sent and write side shut: drain what the client still
                      sends for a while, so the answer is not lost to a reset */
+    ST_SNIFF,     /* captured, not intercepted: the client's first bytes must name the
+                     destination (or the server speaks first) */
 };
 
 enum flow_mode {
@@ -169,12 +171,15 @@ struct conn {
     size_t ncred_hdrs;
     struct subst_pair *cred_back;    /* real -> stand-in, for what the response echoes */
     size_t ncred_back;
+    struct subst_pair *ws_back;      /* the same with stand-ins of the real length */
+    char *ws_text;                   /* their bytes */
     bool cred_host;          /* a credential belongs to this host: client ones are stripped */
     /* SigV4 (credentials.awsPairs): this request is signed again */
     const struct cred_aws *aws;
     struct sigv4_auth aws_auth;
     char aws_payload[72];    /* the payload hash line of the canonical request */
     size_t head_cap;         /* ST_HEAD read limit while a body is gathered (0: a head) */
+    bool aws_passthrough;    /* credentials.sigv4 passthrough: Authorization goes as sent */
     json_t *cred_audit;      /* {"injected": [...], "stripped": [...]} for net.request */
 
     /* request rules in force for the current request */
@@ -221,6 +226,7 @@ struct proxy {
     struct listener *listeners;
     struct owned_addr *own;
     size_t nown;
+    SSL_CTX *sniff_ctx;    /* transparent capture: reads ClientHellos, never handshakes */
     struct proxy_stats stats;
     bool freeing;
     int handles;
@@ -237,9 +243,12 @@ static void conn_update(struct conn *c);
 static void conn_close(struct conn *c);
 static void on_timeout(uv_timer_t *t);
 static void kick(struct conn *c);
+static void transparent_reset(struct conn *c);
+static void synth_to_name(struct conn *c);
 static void start_connect(struct conn *c);
 static int cred_claim(const struct proxy_config *cfg, const struct net_target *t);
 static void upstream_failed(struct conn *c, const char *why);
+static int ws_standins(struct conn *c);
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -509,6 +518,22 @@ static void audit_connect(struct conn *c, bool allow, const char *reason)
     audit_emit(c->px->cfg.audit, "net.connect", allow, f);
 }
 
+static void cred_note(struct conn *c, const char *key, const char *text, size_t len);
+
+/* The secrets a request body carried, for its record. */
+static void note_body_secrets(struct conn *c)
+{
+    const struct subst *x = c->up.xf;
+    const struct cred_store *cs = c->px->cfg.creds;
+    for (size_t i = 0; cs && x->hits && i < x->n; i++) {
+        if (!x->hits[i])
+            continue;
+        for (size_t k = 0; k < cs->nsecrets; k++)
+            if (cs->secrets[k].fake == x->base[i].from)
+                cred_note(c, "injected", cs->secrets[k].label, strlen(cs->secrets[k].label));
+    }
+}
+
 static void audit_request(struct conn *c, int status, bool allow, const char *reason)
 {
     json_t *f = json_pack("{s:s, s:s, s:i, s:s, s:i}", "method", c->method, "host", c->target.host,
@@ -523,6 +548,8 @@ static void audit_request(struct conn *c, int status, bool allow, const char *re
         json_object_set_new(f, "rule", json_string(rule));
     if (reason)
         json_object_set_new(f, "reason", json_string(reason));
+    if (allow && c->up.xf)
+        note_body_secrets(c);
     if (c->cred_audit)
         json_object_update(f, c->cred_audit);
     audit_emit(c->px->cfg.audit, "net.request", allow, f);
@@ -553,6 +580,12 @@ static void clean_text(char *dst, size_t n, const char *src)
 static void http_answer(struct conn *c, int status, const char *phrase, const char *errtag,
                         const char *body_reason)
 {
+    if (c->kind == PROXY_TRANSPARENT && !c->tls_mode) {
+        /* A captured program never asked a proxy: an HTTP answer would
+         * read as the server's. It gets a reset. */
+        transparent_reset(c);
+        return;
+    }
     char reason[512], body[1024], head[2048];
     clean_text(reason, sizeof(reason), body_reason);
     int bl;
@@ -1054,7 +1087,7 @@ static bool handle_hop_answer(struct conn *c)
         ep_consume_in(&c->u, (size_t)r);
         if (c->kind == PROXY_SOCKS5) {
             socks_answer(c, SOCKS5_OK);
-        } else {
+        } else if (c->kind != PROXY_TRANSPARENT) {
             static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
             ep_append_out(&c->c, ok, sizeof(ok) - 1);
         }
@@ -1064,6 +1097,10 @@ static bool handle_hop_answer(struct conn *c)
             c->px->stats.intercepted++;
             c->st = ST_TLS_PEEK;
             uv_timer_start(&c->timer, on_timeout, (uint64_t)c->px->cfg.tls_handshake_timeout_ms, 0);
+            return true;
+        }
+        if (c->kind == PROXY_TRANSPARENT) {
+            c->st = ST_SNIFF;
             return true;
         }
         c->st = ST_TUNNEL;
@@ -1085,6 +1122,8 @@ static bool handle_hop_answer(struct conn *c)
 /* The destination is known (c->target): decide, then resolve or dial. */
 static void decide(struct conn *c)
 {
+    if (c->is_connect || c->kind == PROXY_SOCKS5)
+        synth_to_name(c);
     struct net_verdict v = net_decide(c->px->cfg.rules, &c->target);
     c->rule = v.rule ? v.rule->text : NULL;
     if (!v.allow) {
@@ -1270,7 +1309,7 @@ static void connected(struct conn *c)
     } else if (c->intercept) {
         if (c->kind == PROXY_SOCKS5) {
             socks_answer(c, SOCKS5_OK);
-        } else {
+        } else if (c->kind != PROXY_TRANSPARENT) {
             static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
             ep_append_out(&c->c, ok, sizeof(ok) - 1);
         }
@@ -1283,6 +1322,8 @@ static void connected(struct conn *c)
         socks_answer(c, SOCKS5_OK);
         c->st = ST_TUNNEL;
         c->up.mode = c->down.mode = FLOW_RAW;
+    } else if (c->kind == PROXY_TRANSPARENT) {
+        c->st = ST_SNIFF;
     } else if (c->is_connect) {
         static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
         ep_append_out(&c->c, ok, sizeof(ok) - 1);
@@ -1737,6 +1778,10 @@ static void cred_reset(struct conn *c)
     free(c->cred_back);
     c->cred_back = NULL;
     c->ncred_back = 0;
+    free(c->ws_back);
+    c->ws_back = NULL;
+    free(c->ws_text);
+    c->ws_text = NULL;
     c->aws = NULL;
     c->cred_host = false;
     json_decref(c->cred_audit);
@@ -2064,6 +2109,21 @@ static int hash_data(void *ud, const char *p, size_t n)
     return EVP_DigestUpdate(h->md, p, n) == 1 ? 0 : -1;
 }
 
+/* A request passed through unchanged (credentials.sigv4 passthrough): its
+ * fake key id must not become the real one either. */
+static void aws_keep_fake(struct conn *c, const struct cred_aws *pair)
+{
+    const struct cred_store *cs = c->px->cfg.creds;
+    const struct cred_secret *k = &cs->secrets[pair->akid];
+    c->aws_passthrough = true;
+    for (size_t i = 0; i < c->ncred_pairs; i++) {
+        if (c->cred_pairs[i].from == k->fake) {
+            c->cred_pairs[i] = c->cred_pairs[--c->ncred_pairs];
+            break;
+        }
+    }
+}
+
 static void aws_refuse(struct conn *c, const char *reason)
 {
     cred_note(c, "stripped", "Authorization", 13);
@@ -2095,12 +2155,18 @@ static const struct cred_aws *aws_key_in(const struct conn *c, const char *text,
 static int aws_prepare(struct conn *c, const struct http_request *q, size_t headlen)
 {
     c->aws = NULL;
+    c->aws_passthrough = false;
     const struct cred_store *cs = c->px->cfg.creds;
     if (!cs || !cs->naws || c->ncred_pairs == 0)
         return 1;
-    if (q->path && sigv4_query_presigned(c->path) && aws_key_in(c, c->path, strlen(c->path))) {
-        if (cs->sigv4_presigned)
+    const struct cred_aws *qk = q->path && sigv4_query_presigned(c->path)
+                                    ? aws_key_in(c, c->path, strlen(c->path))
+                                    : NULL;
+    if (qk) {
+        if (cs->sigv4_presigned) {
+            aws_keep_fake(c, qk);
             return 1;
+        }
         aws_refuse(c, "a presigned URL made with a masked AWS key cannot be signed again "
                       "(credentials.sigv4.presigned)");
         return -1;
@@ -2110,9 +2176,13 @@ static int aws_prepare(struct conn *c, const struct http_request *q, size_t head
         return 1;
     struct sigv4_auth a;
     enum sigv4_kind kind = sigv4_parse_auth(ah->value, ah->value_len, &a);
-    if (kind == SIGV4_ECDSA && aws_key_in(c, ah->value, ah->value_len)) {
-        if (cs->sigv4a)
+    const struct cred_aws *ek = kind == SIGV4_ECDSA ? aws_key_in(c, ah->value, ah->value_len)
+                                                     : NULL;
+    if (ek) {
+        if (cs->sigv4a) {
+            aws_keep_fake(c, ek);
             return 1;
+        }
         aws_refuse(c, "a SigV4A (ECDSA) signature made with a masked AWS key cannot be signed "
                       "again (credentials.sigv4.sigv4a)");
         return -1;
@@ -2138,8 +2208,10 @@ static int aws_prepare(struct conn *c, const struct http_request *q, size_t head
             !(xh->value_len == 34 &&
               memcmp(xh->value, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", 34) == 0)) {
             if (xh->value_len >= 10 && memcmp(xh->value, "STREAMING-", 10) == 0) {
-                if (cs->sigv4_streaming)
+                if (cs->sigv4_streaming) {
+                    aws_keep_fake(c, pair);
                     return 1;
+                }
                 aws_refuse(c, "a streaming (aws-chunked) upload signed with a masked AWS key "
                               "cannot be signed again (credentials.sigv4.streaming)");
                 return -1;
@@ -2252,6 +2324,29 @@ static int aws_prepare(struct conn *c, const struct http_request *q, size_t head
     c->aws = pair;
     c->aws_auth = a;
     return 1;
+}
+
+/* Stand-ins as long as the real values (for streams with their own
+ * framing): the fake, cut or padded with 'x'. */
+static int ws_standins(struct conn *c)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < c->ncred_back; i++)
+        total += c->cred_back[i].from_len;
+    c->ws_back = calloc(c->ncred_back, sizeof(*c->ws_back));
+    c->ws_text = malloc(total + 1);
+    if (!c->ws_back || !c->ws_text)
+        return -1;
+    size_t off = 0;
+    for (size_t i = 0; i < c->ncred_back; i++) {
+        const struct subst_pair *p = &c->cred_back[i];
+        char *t = c->ws_text + off;
+        for (size_t k = 0; k < p->from_len; k++)
+            t[k] = k < p->to_len ? p->to[k] : 'x';
+        c->ws_back[i] = (struct subst_pair){ p->from, p->from_len, t, p->from_len };
+        off += p->from_len;
+    }
+    return 0;
 }
 
 /* Where a header went in the head being built (offsets survive reallocs). */
@@ -2398,7 +2493,9 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
             continue; /* the real token below */
         }
         bool injected = false;
-        if (c->cred_host && is_client_cred(c, f, &injected) &&
+        bool as_sent = c->aws_passthrough && f->name_len == 13 &&
+                       strncasecmp(f->name, "authorization", 13) == 0;
+        if (c->cred_host && !as_sent && is_client_cred(c, f, &injected) &&
             (injected || c->ncred_pairs == 0 ||
              !subst_contains(c->cred_pairs, c->ncred_pairs, f->value, f->value_len))) {
             /* A client's own credential toward a host whose credential
@@ -2423,13 +2520,24 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
     }
     if (rechunk)
         hb_str(&b, "Transfer-Encoding: chunked\r\n");
-    if (c->ncred_back)
+    if (c->ncred_back) {
+        if (nrec < ARRAY_SIZE(rec)) {
+            rec[nrec] = (struct hrec){ b.n, 15, b.n + 17, 8 };
+            nrec++;
+        }
         hb_str(&b, "Accept-Encoding: identity\r\n");
+    }
     for (size_t i = 0; i < c->ncred_hdrs; i++) {
         const struct cred_header *h = c->cred_hdrs[i];
+        size_t no = b.n;
         hb_str(&b, h->name);
         hb_str(&b, ": ");
+        size_t vo = b.n;
         hb_add(&b, h->value, h->value_len);
+        if (nrec < ARRAY_SIZE(rec)) {
+            rec[nrec] = (struct hrec){ no, strlen(h->name), vo, h->value_len };
+            nrec++;
+        }
         hb_str(&b, "\r\n");
         cred_note(c, "injected", h->label, strlen(h->label));
     }
@@ -2449,16 +2557,26 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
                 signed_add_token(&c->aws_auth);
         }
         char auth[1400];
-        if (b.oom || aws_sign(c, r, &b, to, tl, rec, nrec, auth, sizeof(auth)) < 0) {
-            b.oom = true;
-        } else {
+        bool signed_ok = !b.oom && aws_sign(c, r, &b, to, tl, rec, nrec, auth, sizeof(auth)) == 0;
+        if (signed_ok) {
             hb_str(&b, "Authorization: ");
             hb_str(&b, auth);
             hb_str(&b, "\r\n");
-            const struct cred_secret *sec = &cs->secrets[c->aws->secret];
-            cred_note(c, "injected", sec->label, strlen(sec->label));
+            long ids[3] = { c->aws->akid, c->aws->secret, c->aws->token };
+            for (int k = 0; k < 3; k++) {
+                if (ids[k] < 0)
+                    continue;
+                const struct cred_secret *sc = &cs->secrets[ids[k]];
+                cred_note(c, "injected", sc->label, strlen(sc->label));
+            }
         }
         explicit_bzero(auth, sizeof(auth));
+        if (!signed_ok && !b.oom) {
+            if (b.p)
+                explicit_bzero(b.p, b.n);
+            free(b.p);
+            return -2;
+        }
     }
     if (r->upgrade && r->upgrade_header) {
         hb_str(&b, "Connection: upgrade\r\nUpgrade: ");
@@ -2618,8 +2736,11 @@ static void handle_tls_request(struct conn *c, int headlen)
     struct net_target h;
     const char *why = NULL;
     uint16_t hport = q->port_explicit ? q->port : (c->c.ssl ? 443 : 80);
-    bool same = net_canon_host(q->host, &h, &why) == 0 && h.kind == c->target.kind &&
-                strcmp(h.host, c->target.host) == 0 && hport == c->target.port;
+    /* A captured HTTP/1.0 request may name no host at all: then nothing
+     * contradicts the destination (Host is written from it). */
+    bool same = (c->kind == PROXY_TRANSPARENT && !q->host[0]) ||
+                (net_canon_host(q->host, &h, &why) == 0 && h.kind == c->target.kind &&
+                 strcmp(h.host, c->target.host) == 0 && hport == c->target.port);
     if (!same && c->px->cfg.require_host_match) {
         char reason[800];
         snprintf(reason, sizeof(reason), "the request names %.255s:%u, not the CONNECT target "
@@ -2642,7 +2763,17 @@ static void handle_tls_request(struct conn *c, int headlen)
     if (aws_prepare(c, q, (size_t)headlen) <= 0)
         return; /* answered, or the body is still coming */
     c->head_cap = 0;
-    if (build_forward_head(c, q) < 0) {
+    int bh = build_forward_head(c, q);
+    if (bh == -2) {
+        const char *sw = "a header the client signed cannot be forwarded as signed "
+                         "(stripRequestHeaders, or a header cordon sets), so the request "
+                         "cannot be signed again";
+        audit_request(c, 403, false, sw);
+        http_answer(c, 403, "Forbidden", "blocked-by-rule", sw);
+        return;
+    }
+    if (bh < 0) {
+        audit_request(c, 502, false, "out of memory");
         http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
         return;
     }
@@ -2728,7 +2859,17 @@ static void handle_http_head(struct conn *c)
         free(c->path);
         c->path = strndup(q->path, q->path_len);
     }
-    if (build_forward_head(c, q) < 0) {
+    int bh = build_forward_head(c, q);
+    if (bh == -2) {
+        const char *sw = "a header the client signed cannot be forwarded as signed "
+                         "(stripRequestHeaders, or a header cordon sets), so the request "
+                         "cannot be signed again";
+        audit_request(c, 403, false, sw);
+        http_answer(c, 403, "Forbidden", "blocked-by-rule", sw);
+        return;
+    }
+    if (bh < 0) {
+        audit_request(c, 502, false, "out of memory");
         http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
         return;
     }
@@ -2828,7 +2969,7 @@ static void append_response_head(struct conn *c, size_t headlen)
                 continue;
             if (rechunk && h->name_len == 14 && strncasecmp(h->name, "content-length", 14) == 0)
                 continue;
-            hb_add(&b, h->name, h->name_len);
+            hb_subst(c, &b, h->name, h->name_len);
             hb_str(&b, ": ");
             hb_subst(c, &b, h->value, h->value_len);
             hb_str(&b, "\r\n");
@@ -2883,7 +3024,8 @@ static int handle_response_head(struct conn *c)
         http_answer(c, 502, "Bad Gateway", "bad-response", why);
         return 0;
     }
-    if (c->ncred_back && g_res.status >= 200 && g_res.framing != HTTP_BODY_NONE) {
+    if (c->ncred_back && g_res.status >= 200 && g_res.framing != HTTP_BODY_NONE &&
+        !(g_res.framing == HTTP_BODY_LENGTH && g_res.content_length == 0)) {
         const struct http_header *ce = http_find(g_res.headers, g_res.nheaders,
                                                  "content-encoding");
         bool identity = !ce || (ce->value_len == 8 && strncasecmp(ce->value, "identity", 8) == 0);
@@ -2916,6 +3058,18 @@ static int handle_response_head(struct conn *c)
         c->up.nsess = keep.nsess;
         memcpy(c->up.sess, keep.sess, sizeof(keep.sess));
         memcpy(c->up.sess_max, keep.sess_max, sizeof(keep.sess_max));
+        /* An upgraded stream from a credential's host could echo the real
+         * value too. Its frames carry their own lengths, so the stand-in
+         * must have the real value's length: the fake cut or padded. */
+        if (c->ncred_back && ws_standins(c) == 0) {
+            struct subst *x = malloc(sizeof(*x));
+            if (x && subst_init(x, c->ws_back, c->ncred_back) == 0) {
+                c->down.xf = x;
+                c->down.xf_chunked = false;
+            } else {
+                free(x);
+            }
+        }
         return 1;
     }
     if (g_res.status >= 100 && g_res.status < 200)
@@ -2938,6 +3092,236 @@ static int handle_response_head(struct conn *c)
         c->down.mode = FLOW_DONE;
     }
     return 1;
+}
+
+/* ---- transparent capture ------------------------------------------------- */
+
+/* network.transparent: the sandbox's nftables redirect sends every TCP
+ * connection of the sandbox to a non-loopback address here. The destination
+ * is what the program dialled (SO_ORIGINAL_DST); a synthetic address from the
+ * sandbox's DNS (net/synth.h) stands for its name. From there it is a CONNECT
+ * to name:port without the 200 line: the same decision, resolved-address
+ * guard, interception, request rules, credentials and records (via
+ * "transparent"). Not intercepted, the client's first bytes must still name
+ * the destination: the SNI of a TLS ClientHello (and no ECH), or, for plain
+ * HTTP, every request's Host (judged as in an intercepted tunnel). A refusal
+ * is a reset: the program never asked a proxy, so it gets no HTTP answer. */
+
+#define SNIFF_MAX (2 * (16384 + 5)) /* a ClientHello in up to two full records */
+/* netfilter's getorigdst (linux/netfilter_ipv4.h, netfilter_ipv6/ip6_tables.h,
+ * whose other contents clash with the libc headers) */
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
+/* A reset (ECONNRESET for the program), never bytes it could take for the
+ * server's. */
+static void transparent_reset(struct conn *c)
+{
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    if (c->c.fd >= 0)
+        setsockopt(c->c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    conn_close(c);
+}
+
+static void transparent_refuse(struct conn *c, const char *reason)
+{
+    audit_connect(c, false, reason);
+    transparent_reset(c);
+}
+
+/* A destination given as a synthetic address the sandbox's DNS gave out:
+ * the name behind it (also for CONNECT and SOCKS, whose clients may have
+ * resolved the name in the sandbox first, T19). Another address in the
+ * range stays an address (and is refused unless an IP entry allows it). */
+static void synth_to_name(struct conn *c)
+{
+    const struct synth_map *m = c->px->cfg.synth;
+    if (!m || (c->target.kind != HOST_IPV4 && c->target.kind != HOST_IPV6))
+        return;
+    const char *name = synth_name_of(m, c->target.kind == HOST_IPV4 ? 4 : 6, c->target.addr);
+    struct net_target t;
+    const char *why = NULL;
+    if (!name || net_canon_host(name, &t, &why) < 0)
+        return;
+    t.port = c->target.port;
+    c->target = t;
+}
+
+/* The accepted connection's destination, then the decision. */
+static void transparent_start(struct conn *c)
+{
+    snprintf(c->via, sizeof(c->via), "transparent");
+    c->is_connect = true;
+    struct sockaddr_storage peer, od;
+    socklen_t pl = sizeof(peer), ol = sizeof(od);
+    memset(&od, 0, sizeof(od));
+    bool v6 = getpeername(c->c.fd, (struct sockaddr *)&peer, &pl) == 0 &&
+              peer.ss_family == AF_INET6 &&
+              !IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&peer)->sin6_addr);
+    /* The conntrack entry of the redirect (netfilter's getorigdst); an IPv4
+     * connection to the dual-stack listener answers at SOL_IP. */
+    int r = v6 ? getsockopt(c->c.fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &od, &ol)
+               : getsockopt(c->c.fd, SOL_IP, SO_ORIGINAL_DST, &od, &ol);
+    char text[INET6_ADDRSTRLEN] = "";
+    uint16_t port = 0;
+    if (r == 0 && od.ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&od;
+        inet_ntop(AF_INET, &s4->sin_addr, text, sizeof(text));
+        port = ntohs(s4->sin_port);
+    } else if (r == 0 && od.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&od;
+        inet_ntop(AF_INET6, &s6->sin6_addr, text, sizeof(text));
+        port = ntohs(s6->sin6_port);
+    }
+    const char *why = NULL;
+    if (!text[0] || port == 0 || net_canon_host(text, &c->target, &why) < 0) {
+        /* Dialled the listener itself: nothing was redirected. */
+        memset(&c->target, 0, sizeof(c->target));
+        transparent_refuse(c, "not a captured connection (no original destination)");
+        return;
+    }
+    c->target.port = port;
+    synth_to_name(c);
+    uv_timer_stop(&c->timer);
+    decide(c);
+}
+
+struct sniff {
+    bool seen, ech, bad_sni;
+    char sni[256];
+};
+
+/* Called by OpenSSL once a whole ClientHello is parsed: note what it says,
+ * and stop (this SSL never answers). */
+static int sniff_hello_cb(SSL *s, int *al, void *arg)
+{
+    (void)arg;
+    struct sniff *r = SSL_get_app_data(s);
+    const unsigned char *ext;
+    size_t extlen;
+    r->seen = true;
+    r->ech = SSL_client_hello_get0_ext(s, 0xfe0d, &ext, &extlen) == 1;
+    if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &ext, &extlen) == 1 &&
+        !sni_of(s, r->sni, sizeof(r->sni)))
+        r->bad_sni = true;
+    *al = SSL_AD_HANDSHAKE_FAILURE;
+    return SSL_CLIENT_HELLO_ERROR;
+}
+
+/* Parse the ClientHello at the start of c->c.in with OpenSSL's own parser
+ * (what the origin will parse), from a copy: the bytes stay buffered for
+ * the tunnel. 1: read (r filled), 0: more bytes needed, -1: not one. */
+static int sniff_hello(struct conn *c, struct sniff *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (!c->px->sniff_ctx) {
+        /* Made on first use: OpenSSL's start-up costs milliseconds, and
+         * most runs never see a captured ClientHello. */
+        c->px->sniff_ctx = SSL_CTX_new(TLS_server_method());
+        if (!c->px->sniff_ctx)
+            return -1;
+        SSL_CTX_set_client_hello_cb(c->px->sniff_ctx, sniff_hello_cb, NULL);
+    }
+    SSL *s = SSL_new(c->px->sniff_ctx);
+    BIO *rb = BIO_new_mem_buf(c->c.in, (int)c->c.inlen), *wb = BIO_new(BIO_s_mem());
+    if (!s || !rb || !wb) {
+        SSL_free(s);
+        BIO_free(rb);
+        BIO_free(wb);
+        return -1;
+    }
+    BIO_set_mem_eof_return(rb, -1); /* the end of the bytes so far: "retry", not EOF */
+    SSL_set_bio(s, rb, wb);
+    SSL_set_app_data(s, r);
+    SSL_set_accept_state(s);
+    ERR_clear_error();
+    int k = SSL_do_handshake(s);
+    int e = SSL_get_error(s, k);
+    SSL_free(s);
+    ERR_clear_error();
+    if (r->seen)
+        return 1;
+    return e == SSL_ERROR_WANT_READ ? 0 : -1;
+}
+
+/* ST_SNIFF: the upstream is connected. Returns true when the state changed. */
+static bool transparent_sniff(struct conn *c)
+{
+    if (c->c.inlen == 0 && !c->c.eof) {
+        /* The server speaks first (SSH, SMTP, MySQL): nothing of the
+         * client's to check; its bytes then go as in any tunnel (some may
+         * have come with an upstream proxy's answer). */
+        char b;
+        ssize_t u = c->u.inlen ? 1 : recv(c->u.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (u >= 0 || (errno != EAGAIN && errno != EINTR))
+            goto tunnel;
+    }
+    if (ep_read_in(&c->c, SNIFF_MAX) < 0 && !c->c.eof) {
+        conn_close(c);
+        return true;
+    }
+    if (c->c.inlen == 0) {
+        if (c->c.eof)
+            goto tunnel; /* closed without a byte: pass the EOF on */
+        return false;
+    }
+    if ((unsigned char)c->c.in[0] == 0x16) {
+        struct sniff r;
+        int k = sniff_hello(c, &r);
+        if (k == 0 && c->c.inlen < SNIFF_MAX && !c->c.eof) {
+            uv_timer_start(&c->timer, on_timeout, HEAD_TIMEOUT_MS, 0);
+            return false;
+        }
+        if (k <= 0) {
+            transparent_refuse(c, "the first bytes start a TLS handshake but are not a "
+                                  "ClientHello cordon can read");
+            return true;
+        }
+        if (r.ech || r.bad_sni) {
+            transparent_refuse(c, r.ech ? "the ClientHello carries Encrypted Client Hello, which "
+                                          "would hide the real destination; ECH is refused"
+                                        : "the ClientHello's server name is malformed");
+            return true;
+        }
+        if (r.sni[0] && c->px->cfg.require_host_match) {
+            struct net_target t;
+            const char *why = NULL;
+            if (net_canon_host(r.sni, &t, &why) < 0 || t.kind != c->target.kind ||
+                strcmp(t.host, c->target.host) != 0) {
+                char reason[700];
+                snprintf(reason, sizeof(reason), "the TLS server name \"%s\" does not name the "
+                         "destination %s", r.sni, c->target.host);
+                transparent_refuse(c, reason);
+                return true;
+            }
+        }
+        uv_timer_stop(&c->timer);
+        goto tunnel;
+    }
+    size_t i = 0;
+    while (i < c->c.inlen && c->c.in[i] >= 'A' && c->c.in[i] <= 'Z')
+        i++;
+    if (i == c->c.inlen && c->c.inlen < 24 && !c->c.eof) {
+        uv_timer_start(&c->timer, on_timeout, HEAD_TIMEOUT_MS, 0);
+        return false; /* a method so far */
+    }
+    if (i > 0 && i < c->c.inlen && c->c.in[i] == ' ') {
+        /* Plain HTTP: every request is judged (Host, request rules,
+         * records), as inside an intercepted tunnel. */
+        c->tls_mode = true;
+        c->st = ST_HEAD;
+        uv_timer_start(&c->timer, on_timeout, IDLE_TIMEOUT_MS, 0);
+        return true;
+    }
+    uv_timer_stop(&c->timer);
+tunnel:
+    c->st = ST_TUNNEL;
+    c->up.mode = c->down.mode = FLOW_RAW;
+    return true;
 }
 
 /* ---- the state machine --------------------------------------------------- */
@@ -3080,6 +3464,10 @@ static void conn_update(struct conn *c)
                     conn_close(c);
                     return;
                 }
+                /* The request body may still be flowing up (a relay that
+                 * stopped at its round limit, a transform's end to queue). */
+                if (a > 0)
+                    again = true;
                 break;
             }
             int b = relay(&c->u, &c->c, &c->down, &c->bytes_down_total);
@@ -3124,6 +3512,9 @@ static void conn_update(struct conn *c)
         case ST_TLS_ACCEPT:
         case ST_TLS_CONNECT:
             again = tls_step(c);
+            break;
+        case ST_SNIFF:
+            again = transparent_sniff(c);
             break;
         case ST_HOP: {
             if (ep_has_out(&c->u) && ep_flush(&c->u) < 0) {
@@ -3205,6 +3596,10 @@ static void conn_update(struct conn *c)
         break;
     case ST_TLS_PEEK:
         cw = ep_has_out(&c->c) ? UV_WRITABLE : UV_READABLE;
+        break;
+    case ST_SNIFF:
+        cw = c->c.eof ? 0 : UV_READABLE;
+        uw = c->c.inlen ? 0 : UV_READABLE; /* a server that speaks first */
         break;
     case ST_TLS_ACCEPT:
         cw = c->c.tls_want > 0 ? c->c.tls_want : UV_READABLE;
@@ -3501,6 +3896,11 @@ static void on_accept(uv_poll_t *p, int status, int events)
             conn_update(c);
             continue;
         }
+        if (c->kind == PROXY_TRANSPARENT) {
+            transparent_start(c);
+            conn_update(c);
+            continue;
+        }
         c->c.want = UV_READABLE;
         uv_poll_start(c->c.poll, UV_READABLE, on_client_poll);
     }
@@ -3618,6 +4018,8 @@ void proxy_free(struct proxy *px)
         uv_close((uv_handle_t *)&l->pause, listener_closed);
     }
     px->listeners = NULL;
+    SSL_CTX_free(px->sniff_ctx);
+    px->sniff_ctx = NULL;
     free(px->own);
     free(px->session_used);
     px->session_used = NULL;
@@ -3627,6 +4029,15 @@ void proxy_free(struct proxy *px)
      * one frees px; the caller runs the loop until it has no more work. */
     px->freeing = true;
     uv_close((uv_handle_t *)&px->idle, idle_closed);
+}
+
+void proxy_set_rules(struct proxy *px, const struct net_rules *rules, json_t *deny_reasons,
+                     const struct net_cidr *denied_resolved, size_t ndenied_resolved)
+{
+    px->cfg.rules = rules;
+    px->cfg.deny_reasons = deny_reasons;
+    px->cfg.denied_resolved = denied_resolved;
+    px->cfg.ndenied_resolved = ndenied_resolved;
 }
 
 void proxy_stats(const struct proxy *px, struct proxy_stats *out)

@@ -13,6 +13,7 @@
 #include "cordon.h"
 #include "audit/audit.h"
 #include "net/resolver.h"
+#include "net/synth.h"
 #include "policy/netrule.h"
 #include "policy/reqrule.h"
 
@@ -26,6 +27,8 @@ enum proxy_listener_kind {
     PROXY_SOCKS5,
     PROXY_EXTERNAL_HTTP,  /* relayed as-is to an external proxy (httpProxyPort) */
     PROXY_EXTERNAL_SOCKS, /* relayed as-is to an external proxy (socksProxyPort) */
+    PROXY_TRANSPARENT,    /* captured connections (network.transparent): the destination
+                             is the one the program dialled (SO_ORIGINAL_DST) */
 };
 
 /* An upstream proxy that allowed connections go through: a parent proxy
@@ -82,6 +85,12 @@ struct proxy_config {
     size_t nstrip_request_headers;
     bool allow_plaintext_inject;     /* credentials.allowPlaintextInject */
     bool allow_plaintext_header_set; /* network.allowPlaintextHeaderSet */
+
+    /* network.transparent: the names behind the synthetic addresses the
+     * sandbox's DNS gave out (borrowed, may be NULL). A captured connection
+     * to one is judged as a tunnel to that name; so is a CONNECT or SOCKS
+     * request naming one (a client that resolved the name itself, T19). */
+    const struct synth_map *synth;
 };
 
 struct proxy;
@@ -94,6 +103,12 @@ int proxy_add_listener(struct proxy *px, int fd, enum proxy_listener_kind kind,
 /* Close listeners and every connection; px is freed once libuv has released
  * its handles (run the loop until it has no more work). */
 void proxy_free(struct proxy *px);
+
+/* Live update (--control-fd): the host-level rules for the next connection
+ * and the next request. The old ones must stay valid until the proxy is
+ * freed (records of open connections name their entries). */
+void proxy_set_rules(struct proxy *px, const struct net_rules *rules, json_t *deny_reasons,
+                     const struct net_cidr *denied_resolved, size_t ndenied_resolved);
 
 /* Counters, for tests and the exit summary. */
 struct proxy_stats {

@@ -38,10 +38,16 @@ int subst_init(struct subst *s, const struct subst_pair *pairs, size_t n)
     qsort(s->pairs, n, sizeof(*s->pairs), by_length_desc);
     s->n = n;
     s->cap = s->maxlen + SLICE;
+    s->base = pairs;
     s->work = malloc(s->cap);
-    if (!s->work) {
+    s->hits = calloc(n, sizeof(*s->hits));
+    if (!s->work || !s->hits) {
         free(s->pairs);
+        free(s->work);
+        free(s->hits);
         s->pairs = NULL;
+        s->work = NULL;
+        s->hits = NULL;
         return -1;
     }
     return 0;
@@ -53,6 +59,7 @@ void subst_free(struct subst *s)
     if (s->work)
         explicit_bzero(s->work, s->cap); /* it held secrets or their fakes */
     free(s->work);
+    free(s->hits);
     memset(s, 0, sizeof(*s));
 }
 
@@ -107,6 +114,7 @@ static long scan(struct subst *s, const char *buf, size_t len, bool final, subst
                 return r;
         }
         s->replaced++;
+        s->hits[hit - s->base]++;
         i += hit->from_len;
         start = i;
     }

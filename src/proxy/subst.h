@@ -31,6 +31,8 @@ struct subst {
     char *work;                      /* held bytes, then the piece being scanned */
     size_t held, cap;
     uint64_t replaced;               /* replacements made so far */
+    const struct subst_pair *base;   /* the caller's array */
+    uint64_t *hits;                  /* replacements per pair of base */
 };
 
 /* Emit output bytes; a negative return stops the stream with that value. */

@@ -28,6 +28,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <linux/netlink.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -58,6 +59,20 @@ static void send_msg(int fd, uint32_t type, int32_t code)
     (void)send(fd, &g_msg, sizeof(g_msg), MSG_NOSIGNAL);
 }
 
+/* Report a setup failure and end. What the supervisor queued and init has not
+ * read (MSG_CONTINUE) is read first: closing a SOCK_SEQPACKET socket with
+ * unread data makes the peer's next recvmsg() fail with ECONNRESET ahead of
+ * the report (unix(7)). The supervisor reads on past that too (on_sync); this
+ * only makes it rare. */
+__attribute__((noreturn)) static void report_failure(int sync_fd, int32_t code)
+{
+    send_msg(sync_fd, MSG_ERROR, code);
+    char drain[sizeof(uint32_t)];
+    while (recv(sync_fd, drain, sizeof(drain), MSG_DONTWAIT) > 0)
+        ;
+    _exit(CORDON_EXIT_FAILURE);
+}
+
 __attribute__((noreturn, format(printf, 3, 4))) static void init_fail(int sync_fd, int code,
                                                                       const char *fmt, ...)
 {
@@ -67,8 +82,7 @@ __attribute__((noreturn, format(printf, 3, 4))) static void init_fail(int sync_f
     va_end(ap);
     if (code && n >= 0 && (size_t)n < sizeof(g_msg.text))
         snprintf(g_msg.text + n, sizeof(g_msg.text) - (size_t)n, ": %s", strerror(code));
-    send_msg(sync_fd, MSG_ERROR, code ? code : EINVAL);
-    _exit(CORDON_EXIT_FAILURE);
+    report_failure(sync_fd, code ? code : EINVAL);
 }
 
 static int write_file(const char *path, const char *s)
@@ -166,6 +180,89 @@ static void pass_listeners(int sync_fd)
         init_fail(sync_fd, errno, "cannot pass the proxy listeners to the supervisor");
     close(fds[0]);
     close(fds[1]);
+}
+
+/* The DNS server's UDP socket: dual-stack [::] like make_listener (a stub
+ * that asks 127.0.0.53 or ::1 reaches it too), or 127.0.0.1. */
+static int make_udp(int port)
+{
+    int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int zero = 0;
+    if (fd >= 0) {
+        struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+                                   .sin6_addr = IN6ADDR_ANY_INIT };
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
+            bind(fd, (struct sockaddr *)&a6, sizeof(a6)) < 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0) {
+        fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -1;
+        struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        if (bind(fd, (struct sockaddr *)&a4, sizeof(a4)) < 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+/* network.transparent (capture.h): addresses, routes and the nftables table
+ * of this network namespace, then the transparent listener and the DNS
+ * sockets, passed to the supervisor with MSG_CAPTURE. A failure is reported
+ * and the run goes on without capture: the namespace still has no way out
+ * but cordon's listeners (fail closed), programs that ignore the proxy
+ * variables just get no network, as without capture. */
+static void pass_capture(const struct sandbox_plan *plan, int sync_fd)
+{
+    if (!plan->capture.on)
+        return;
+    bool ipv6 = false;
+    int fds[CAPTURE_NFDS] = { -1, -1, -1, -1 };
+    g_msg.text[0] = '\0';
+    int r = capture_apply(&plan->capture, &ipv6, g_msg.text, sizeof(g_msg.text));
+    if (r == 0) {
+        fds[0] = make_listener(CORDON_TRANSPARENT_PORT);
+        fds[1] = fds[0] < 0 ? -1 : make_udp(CORDON_DNS_PORT);
+        fds[2] = fds[1] < 0 ? -1 : make_listener(CORDON_DNS_PORT);
+        fds[3] = fds[2] < 0 ? -1 : socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        if (fds[3] >= 0) {
+            struct timeval tv = { .tv_sec = 5 };
+            setsockopt(fds[3], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        }
+        if (fds[3] < 0) {
+            r = errno ? -errno : -EIO;
+            snprintf(g_msg.text, sizeof(g_msg.text), "cannot create the DNS and capture "
+                                                     "sockets: %s", strerror(-r));
+        }
+    }
+    union {
+        char buf[CMSG_SPACE(sizeof(fds))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    g_msg.type = MSG_CAPTURE;
+    g_msg.code = r < 0 ? r : (ipv6 ? CAPTURE_F_IPV6 : 0);
+    struct iovec iov = { .iov_base = &g_msg, .iov_len = sizeof(g_msg) };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (r == 0) {
+        mh.msg_control = u.buf;
+        mh.msg_controllen = sizeof(u.buf);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(fds));
+        memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+    }
+    if (sendmsg(sync_fd, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(g_msg) && r == 0)
+        init_fail(sync_fd, errno, "cannot pass the DNS and capture sockets to the supervisor");
+    for (int i = 0; i < CAPTURE_NFDS; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
 }
 
 /* ---- the command --------------------------------------------------------- */
@@ -277,8 +374,44 @@ __attribute__((noreturn)) static void child_fail(int errfd, const char *what)
     _exit(CORDON_EXIT_FAILURE);
 }
 
+/* Pass one fd over a unix socket (SCM_RIGHTS) with a sync message. */
+static int send_fd(int sock, uint32_t type, int fd)
+{
+    struct sync_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = type;
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof(u.buf) };
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(m) ? 0 : -1;
+}
+
+/* Close every fd from 3 up except the ones in keep (ascending, may hold -1). */
+static int close_others(const int *keep, size_t n)
+{
+    unsigned from = 3;
+    for (size_t i = 0; i < n; i++) {
+        if (keep[i] < (int)from)
+            continue;
+        if ((unsigned)keep[i] > from && close_range(from, (unsigned)keep[i] - 1, 0) < 0)
+            return -1;
+        from = (unsigned)keep[i] + 1;
+    }
+    return close_range(from, ~0U, 0);
+}
+
 __attribute__((noreturn)) static void command_main(const struct sandbox_plan *plan, int gofd,
-                                                   int errfd)
+                                                   int errfd, int notifyfd)
 {
     char c;
     if (read(gofd, &c, 1) != 1)
@@ -288,11 +421,11 @@ __attribute__((noreturn)) static void command_main(const struct sandbox_plan *pl
 
     if (!(off & LAYER_SETSID) && setsid() < 0)
         child_fail(errfd, "setsid");
-    /* Only 0, 1, 2 and the error pipe (close-on-exec) survive. */
+    /* Only 0, 1, 2, the error pipe and the notify socket (both
+     * close-on-exec) survive. */
     if (!(off & LAYER_CLOSE_FDS)) {
-        if (errfd > 3 && close_range(3, (unsigned)errfd - 1, 0) < 0)
-            child_fail(errfd, "close_range");
-        if (close_range((unsigned)errfd + 1, ~0U, 0) < 0)
+        int keep[2] = { errfd < notifyfd ? errfd : notifyfd, errfd < notifyfd ? notifyfd : errfd };
+        if (close_others(keep, 2) < 0)
             child_fail(errfd, "close_range");
     }
     if (harden_rlimits_apply(plan->limits) < 0)
@@ -309,10 +442,26 @@ __attribute__((noreturn)) static void command_main(const struct sandbox_plan *pl
     umask(plan->umask);
     if (sigprocmask(SIG_SETMASK, &plan->sigmask, NULL) < 0)
         child_fail(errfd, "restoring the signal mask");
+    /* The supervisor ignores SIGPIPE while it serves; the command gets the
+     * caller's disposition (ignored stays ignored, as exec keeps it). */
+    if (!plan->sigpipe_ignored)
+        signal(SIGPIPE, SIG_DFL);
     /* Last: from here on only exec. A failed exec reports 126/127 through
      * write(2) and _exit(2), which the filter allows. */
-    if (plan->seccomp.insns && harden_seccomp_apply(&plan->seccomp) < 0)
-        child_fail(errfd, "installing the seccomp filter");
+    if (plan->seccomp.insns) {
+        int lfd = harden_seccomp_apply(&plan->seccomp);
+        if (lfd < 0)
+            child_fail(errfd, "installing the seccomp filter");
+        /* The listener goes to the supervisor (through init); the filter
+         * lets sendmsg and close through. A notification made before the
+         * supervisor holds it simply waits. */
+        if (plan->seccomp.notify && lfd > 0) {
+            if (send_fd(notifyfd, MSG_NOTIFY, lfd) < 0)
+                child_fail(errfd, "passing the seccomp listener");
+            close(lfd);
+        }
+    }
+    close(notifyfd);
     exec_command(plan);
 }
 
@@ -320,8 +469,9 @@ __attribute__((noreturn)) static void command_main(const struct sandbox_plan *pl
  * into it. Returns its pid; on failure reports and exits. */
 static pid_t spawn_command(const struct sandbox_plan *plan, int sync_fd)
 {
-    int errp[2], gop[2];
-    if (pipe2(errp, O_CLOEXEC) < 0 || pipe2(gop, O_CLOEXEC) < 0)
+    int errp[2], gop[2], ntp[2];
+    if (pipe2(errp, O_CLOEXEC) < 0 || pipe2(gop, O_CLOEXEC) < 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ntp) < 0)
         init_fail(sync_fd, errno, "pipe");
     pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);
     if (pid < 0)
@@ -329,11 +479,13 @@ static pid_t spawn_command(const struct sandbox_plan *plan, int sync_fd)
     if (pid == 0) {
         close(errp[0]);
         close(gop[1]);
+        close(ntp[0]);
         close(sync_fd);
-        command_main(plan, gop[0], errp[1]);
+        command_main(plan, gop[0], errp[1], ntp[1]);
     }
     close(errp[1]);
     close(gop[0]);
+    close(ntp[1]);
 
     char path[64], map[64];
     snprintf(path, sizeof(path), "/proc/%d/setgroups", pid);
@@ -356,6 +508,37 @@ static pid_t spawn_command(const struct sandbox_plan *plan, int sync_fd)
         goto mapfail;
     close(gop[1]);
 
+    /* The seccomp listener, if the filter has one, on its way to the
+     * supervisor. EOF: none (or the child failed; errp tells). */
+    {
+        struct sync_msg m;
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                             .msg_controllen = sizeof(u.buf) };
+        ssize_t k;
+        do {
+            k = recvmsg(ntp[0], &mh, MSG_CMSG_CLOEXEC);
+        } while (k < 0 && errno == EINTR);
+        struct cmsghdr *cm = k == (ssize_t)sizeof(m) ? CMSG_FIRSTHDR(&mh) : NULL;
+        if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+            cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+            int lfd;
+            memcpy(&lfd, CMSG_DATA(cm), sizeof(int));
+            if (send_fd(sync_fd, MSG_NOTIFY, lfd) < 0) {
+                /* Without its listener every refused syscall would fail
+                 * with ENOSYS instead of its errno: stop here. */
+                kill(pid, SIGKILL);
+                init_fail(sync_fd, errno, "cannot pass the seccomp listener to the supervisor");
+            }
+            close(lfd);
+        }
+        close(ntp[0]);
+    }
+
     /* EOF means exec succeeded (the pipe is close-on-exec) or the child died
      * before reporting: the latter shows up as its exit status. */
     ssize_t n;
@@ -366,8 +549,7 @@ static pid_t spawn_command(const struct sandbox_plan *plan, int sync_fd)
     if (n > 0) {
         g_msg.text[n] = '\0';
         kill(pid, SIGKILL);
-        send_msg(sync_fd, MSG_ERROR, EPERM);
-        _exit(CORDON_EXIT_FAILURE);
+        report_failure(sync_fd, EPERM);
     }
     return pid;
 
@@ -410,16 +592,15 @@ __attribute__((noreturn)) void sandbox_init_main(const struct sandbox_plan *plan
         _exit(CORDON_EXIT_FAILURE);
 
     umask(0);
-    if (mountview_build(plan, plan->scratch, g_msg.text, sizeof(g_msg.text)) < 0) {
-        send_msg(sync_fd, MSG_ERROR, EPERM);
-        _exit(CORDON_EXIT_FAILURE);
-    }
+    if (mountview_build(plan, plan->scratch, g_msg.text, sizeof(g_msg.text)) < 0)
+        report_failure(sync_fd, EPERM);
     if (chdir(plan->cwd) < 0)
         init_fail(sync_fd, errno, "the working directory %s is not visible in the sandbox "
                                   "(is it under a denyRead path?)", plan->cwd);
     if (loopback_up() < 0)
         init_fail(sync_fd, errno, "cannot bring up the loopback interface");
     pass_listeners(sync_fd);
+    pass_capture(plan, sync_fd);
     /* A fresh, empty session keyring: keyrings are not namespaced, and the
      * caller's session keyring (Kerberos tickets, ecryptfs keys) must not be
      * reachable even if keyctl got past seccomp (escape class #8). */

@@ -711,6 +711,58 @@ static int bind_trust_bundle(struct vctx *c)
     return r;
 }
 
+/* network.transparent (capture.h): /etc/resolv.conf names the sandbox's own
+ * DNS server. The file is bound over the host's entry, which is often a
+ * symlink into /run (systemd-resolved, resolvconf): the bind covers the
+ * link itself, so the sandbox reads cordon's file whatever the link points
+ * to, and nothing under /run changes. No entry (or a denied /etc): nothing
+ * to do, glibc then asks 127.0.0.1 by default. */
+static int bind_resolv_conf(struct vctx *c)
+{
+    const struct capture_plan *cp = &c->plan->capture;
+    if (!cp->resolv_conf)
+        return 0;
+    int tgt = openat2_path(c->root, "etc/resolv.conf", O_PATH | O_NOFOLLOW, BENEATH_RESOLVE);
+    struct stat st;
+    if (tgt < 0 || fstat(tgt, &st) < 0 || S_ISDIR(st.st_mode)) {
+        if (tgt >= 0)
+            close(tgt);
+        return 0;
+    }
+    int m = new_tmpfs("0755", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    if (m < 0 || move_mount(m, "", AT_FDCWD, "/proc", MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+        int e = errno;
+        if (m >= 0)
+            close(m);
+        close(tgt);
+        return vfail(c, e, "cannot create the tmpfs for /etc/resolv.conf");
+    }
+    int r = 0;
+    int f = openat(m, "resolv.conf", O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0444);
+    size_t off = 0;
+    while (f >= 0 && off < cp->resolv_len) {
+        ssize_t w = write(f, cp->resolv_conf + off, cp->resolv_len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    if (f >= 0)
+        close(f);
+    int t = -1;
+    if (f < 0 || off < cp->resolv_len)
+        r = vfail(c, errno, "/etc/resolv.conf: cannot write cordon's copy");
+    else if ((t = open_tree(m, "resolv.conf", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)) < 0 ||
+             setattr(t, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                            MOUNT_ATTR_NOEXEC, false) < 0 ||
+             attach(t, tgt) < 0)
+        r = vfail(c, errno, "/etc/resolv.conf: cannot bind cordon's copy");
+    if (t >= 0)
+        close(t);
+    close(m);
+    close(tgt);
+    return r;
+}
+
 int mountview_build(const struct sandbox_plan *plan, int *scratch, char *err, size_t errlen)
 {
     struct vctx c = { .plan = plan, .src = scratch, .root = -1, .denyfile = -1, .err = err,
@@ -753,6 +805,8 @@ int mountview_build(const struct sandbox_plan *plan, int *scratch, char *err, si
         r = bind_trust_bundle(&c);
     if (r == 0)
         r = bind_fakes(&c);
+    if (r == 0)
+        r = bind_resolv_conf(&c);
     if (r < 0)
         return r;
     /* Read-denied directories become read-only once their mount points exist. */

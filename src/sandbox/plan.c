@@ -25,6 +25,8 @@
 #include "core/err.h"
 
 #include <errno.h>
+#include <sys/syscall.h>
+#include <linux/seccomp.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -748,10 +750,23 @@ static int build_hardening(struct sandbox_plan *plan, const cordon_policy *p,
                            cordon_log_fn log, void *ud, struct cordon_error *err)
 {
     if (!(plan->disabled & LAYER_SECCOMP)) {
+        /* Denials and writes go to the supervisor's listener when the
+         * kernel has user notification with "continue" (5.5): that is how
+         * they are recorded. */
+        uint32_t act = SECCOMP_RET_USER_NOTIF;
+        struct seccomp_notif_sizes sz;
+        bool notify = syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &act) == 0 &&
+                      syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sz) == 0;
+        if (!notify && log)
+            log(ud, CORDON_LOG_WARN, "seccomp user notification is not available: refused "
+                                     "syscalls and writes are not recorded (see cordon doctor)");
         struct seccomp_opts so = {
             .allow_nested_userns = p->allow_nested_userns,
             .allow_unix_sockets = p->net.allow_all_unix_sockets,
+            .notify_denials = notify,
+            .observe_writes = notify,
         };
+        plan->seccomp_opts = so;
         int r = harden_seccomp_build(&so, &plan->seccomp, err);
         if (r < 0)
             return cordon_err_prefix(err, "seccomp");
@@ -996,6 +1011,8 @@ int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *arg
     r = build_hardening(plan, p, log, ud, err);
     if (r == 0)
         r = build_excludes(plan, prot, err);
+    if (r == 0 && p->net.transparent)
+        r = capture_plan_build(&plan->capture, &p->net.rules, err);
     if (r < 0) {
         sandbox_plan_free(plan);
         return r;
@@ -1044,5 +1061,6 @@ void sandbox_plan_free(struct sandbox_plan *plan)
         free(plan->argv);
     }
     cordon_strv_free(plan->envp);
+    capture_plan_free(&plan->capture);
     *plan = (struct sandbox_plan){ 0 };
 }

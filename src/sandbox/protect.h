@@ -10,6 +10,23 @@
  * a protected name that does not exist gets a placeholder, created on the
  * host with O_EXCL, bound read-only, and removed when the last run that uses
  * it ends, or by a watchdog when cordon is killed.
+ *
+ * Invariants:
+ *  - the scan, and every creation and removal of a placeholder, goes through
+ *    file descriptors: directories are opened relative to their parent with
+ *    O_NOFOLLOW, placeholders are created with mkdirat/openat in a parent
+ *    opened with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) from the
+ *    write root and checked against the device and inode the scan saw, and
+ *    removed with unlinkat in a parent opened without following symlinks.
+ *    Nothing is ever created or removed through a symlink, nor outside a
+ *    write root; a directory swapped while cordon starts makes it fail closed;
+ *  - the registry lock is held from the scan to the last placeholder
+ *    created, so a placeholder of another live run is always recognised as
+ *    one (never taken for the user's file) and this run is recorded as one of
+ *    its users before that run can remove it;
+ *  - protection is never silently missing: a placeholder that cannot be
+ *    created leaves its parent pinned (read-only when the command could make
+ *    it writable again), or cordon refuses to start.
  */
 #ifndef CORDON_PROTECT_H
 #define CORDON_PROTECT_H
@@ -37,12 +54,17 @@ struct protect_set {
     struct protect_item *v;
     size_t n, cap;
     char runid[64];
-    bool have_placeholders;   /* this run registered placeholders */
+    bool have_placeholders;   /* this run created or shares placeholders */
     char **repos;             /* .git directories that existed at start */
     size_t nrepos;
-    char **roots;             /* write roots scanned */
+    char **roots;             /* write roots scanned (allowWrite globs expanded) */
     size_t nroots;
-    char **placeholders;      /* placeholders this run uses (a file, or a directory) */
+    struct protect_root {     /* per root: its identity when cordon started */
+        dev_t dev;
+        ino_t ino;
+        bool own;             /* the caller's and not sticky: placeholders at its top */
+    } *root_ids;
+    char **placeholders;      /* placeholders this run uses (a file, or a directory/) */
     size_t nplaceholders;
     struct scanned_dir {      /* directories the scan read, with their mtime: at */
         char *path;           /* exit only the ones that changed are read again */

@@ -16,10 +16,13 @@
 #include "sandbox.h"
 #include "tls/creds.h"
 #include "protect.h"
+#include "observe.h"
 #include "audit/audit.h"
 #include "core/cleanup.h"
 #include "core/err.h"
+#include "net/dns.h"
 #include "net/resolver.h"
+#include "net/synth.h"
 #include "proxy/proxy.h"
 #include "tls/tls.h"
 
@@ -63,6 +66,26 @@ struct run {
     struct tls_ca *ca;
     SSL_CTX *tls_server, *tls_client;
     struct cred_store *creds;
+    struct synth_map *synth;  /* network.transparent: names behind synthetic addresses */
+    struct dns_server *dns;
+    bool have_capture_nl;     /* capture_nl: NETLINK_ROUTE in the sandbox's namespace */
+    int capture_nl;
+    const struct net_rules *routed; /* the rules whose addresses have local routes */
+    const struct sandbox_plan *plan;
+    const struct protect_set *prot;
+    struct observer *observer;
+    /* --control-fd: settings documents, one per line, whose network rules
+     * replace the live ones (srt's live-update protocol) */
+    const cordon_policy *live;   /* the policy whose network rules are in force */
+    cordon_policy **updates;     /* every accepted update, kept until the end */
+    size_t nupdates;
+    uv_poll_t ctl_poll;
+    bool ctl_active;
+    int ctl_fd;
+    char *ctl_buf;
+    size_t ctl_len;
+    unsigned ctl_line;
+    bool ctl_file;               /* a regular file: read whole, applied at the start */
 };
 
 static int write_proc(pid_t pid, const char *name, const char *s)
@@ -100,6 +123,197 @@ static void log_line(const struct cordon_run_opts *o, enum cordon_log_level lv, 
 {
     if (o->log)
         o->log(o->log_userdata, lv, line);
+}
+
+/* ---- transparent capture ----------------------------------------------------- */
+
+/* The rules changed while the command runs (--control-fd): the sandbox's DNS
+ * answers by the new ones, and the local routes of allowed addresses follow
+ * them (capture.h), so an address added is captured from now on and one
+ * removed is unreachable again. */
+static void capture_rules_changed(struct run *run, const struct net_rules *rules)
+{
+    if (run->dns)
+        dns_server_set_rules(run->dns, rules);
+    if (!run->have_capture_nl || !run->routed)
+        return;
+    struct cordon_error e = { 0 };
+    if (capture_update_routes(run->capture_nl, run->routed, rules, &e) < 0) {
+        char line[1300];
+        snprintf(line, sizeof(line), "transparent capture: the addresses of the new rules: %s",
+                 e.msg);
+        log_line(run->opts, CORDON_LOG_WARN, line);
+    }
+    run->routed = rules;
+}
+
+/* ---- live updates (--control-fd) ------------------------------------------- */
+
+/* Network keys that take effect on a running command (srt-compat.md 1.5:
+ * the host rules, read on the next connection). */
+static const char *const live_keys[] = {
+    "allowedDomains", "deniedDomains", "deniedDomainReasons", "deniedResolvedAddresses",
+    "strictAllowlist", "defaultPorts",
+};
+
+/* The policy as JSON without the keys an update may change. */
+static char *fixed_part(const cordon_policy *p)
+{
+    char *s = cordon_policy_to_json(p);
+    json_t *j = s ? json_loads(s, 0, NULL) : NULL;
+    free(s);
+    if (!j)
+        return NULL;
+    json_t *net = json_object_get(j, "network");
+    for (size_t i = 0; net && i < ARRAY_SIZE(live_keys); i++)
+        json_object_del(net, live_keys[i]);
+    char *out = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    return out;
+}
+
+/* The top-level key (or network key) where two fixed parts differ first. */
+static void first_difference(const char *a, const char *b, char *out, size_t n)
+{
+    json_t *x = json_loads(a, 0, NULL), *y = json_loads(b, 0, NULL);
+    snprintf(out, n, "a key other than network rules");
+    const char *k;
+    json_t *v;
+    json_object_foreach(x, k, v) {
+        json_t *w = json_object_get(y, k);
+        if (w && json_equal(v, w))
+            continue;
+        if (strcmp(k, "network") == 0 && w) {
+            const char *nk;
+            json_t *nv;
+            json_object_foreach(v, nk, nv) {
+                json_t *nw = json_object_get(w, nk);
+                if (!nw || !json_equal(nv, nw)) {
+                    snprintf(out, n, "network.%s", nk);
+                    goto done;
+                }
+            }
+        }
+        snprintf(out, n, "%s", k);
+        goto done;
+    }
+    json_object_foreach(y, k, v) {
+        if (!json_object_get(x, k)) {
+            snprintf(out, n, "%s", k);
+            break;
+        }
+    }
+done:
+    json_decref(x);
+    json_decref(y);
+}
+
+static void control_line(struct run *run, char *line)
+{
+    unsigned no = ++run->ctl_line;
+    while (*line == ' ' || *line == '\t' || *line == '\r')
+        line++;
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\r' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    if (!n)
+        return;
+    char name[64], msg[1200];
+    snprintf(name, sizeof(name), "control line %u", no);
+    struct cordon_load_opts lo = { .home = run->policy->home, .cwd = run->policy->cwd };
+    cordon_policy *np = NULL;
+    struct cordon_error e = { 0 };
+    if (cordon_policy_load_string(line, name, &lo, &np, &e) < 0) {
+        snprintf(msg, sizeof(msg), "--control-fd: refused: %s", e.msg);
+        log_line(run->opts, CORDON_LOG_WARN, msg);
+        audit_emit_quiet(&run->audit, "policy.update", false, true,
+                         json_pack("{s:i, s:s}", "line", (int)no, "reason", e.msg));
+        return;
+    }
+    char *a = fixed_part(run->live), *b = fixed_part(np);
+    bool same = a && b && strcmp(a, b) == 0;
+    if (!same) {
+        char what[200] = "out of memory";
+        if (a && b)
+            first_difference(a, b, what, sizeof(what));
+        snprintf(msg, sizeof(msg), "--control-fd: line %u refused: it changes %s, which cannot "
+                                   "change while the command runs (only network.allowedDomains, "
+                                   "deniedDomains, deniedDomainReasons, deniedResolvedAddresses, "
+                                   "strictAllowlist and defaultPorts can)", no, what);
+        log_line(run->opts, CORDON_LOG_WARN, msg);
+        char reason[300];
+        snprintf(reason, sizeof(reason), "changes %s", what);
+        audit_emit_quiet(&run->audit, "policy.update", false, true,
+                         json_pack("{s:i, s:s}", "line", (int)no, "reason", reason));
+        cordon_policy_free(np);
+    } else {
+        cordon_policy **nv = realloc(run->updates, (run->nupdates + 1) * sizeof(*nv));
+        if (!nv) {
+            cordon_policy_free(np);
+        } else {
+            run->updates = nv;
+            nv[run->nupdates++] = np;
+            run->live = np;
+            if (run->proxy)
+                proxy_set_rules(run->proxy, &np->net.rules, np->net.denied_domain_reasons,
+                                np->net.denied_resolved, np->net.ndenied_resolved);
+            capture_rules_changed(run, &np->net.rules);
+            snprintf(msg, sizeof(msg), "--control-fd: line %u applied: %zu allowed and %zu "
+                                       "denied domain entries for the next connection",
+                     no, np->net.rules.nallow, np->net.rules.ndeny);
+            log_line(run->opts, CORDON_LOG_DEBUG, msg);
+            json_t *al = json_array(), *dl = json_array();
+            for (size_t i = 0; al && i < np->net.rules.nallow; i++)
+                json_array_append_new(al, json_string(np->net.rules.allow[i].text));
+            for (size_t i = 0; dl && i < np->net.rules.ndeny; i++)
+                json_array_append_new(dl, json_string(np->net.rules.deny[i].text));
+            audit_emit(&run->audit, "policy.update", true,
+                       json_pack("{s:i, s:o*, s:o*}", "line", (int)no, "allowedDomains", al,
+                                 "deniedDomains", dl));
+        }
+    }
+    free(a);
+    free(b);
+}
+
+static void on_control(uv_poll_t *h, int status, int events)
+{
+    struct run *run = h->data;
+    (void)events;
+    char buf[4096];
+    ssize_t r = status < 0 ? 0 : read(run->ctl_fd, buf, sizeof(buf));
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (r <= 0) {
+        /* EOF: no more updates; the rules in force stay. */
+        uv_poll_stop(&run->ctl_poll);
+        if (run->ctl_len) {
+            run->ctl_buf[run->ctl_len] = '\0';
+            control_line(run, run->ctl_buf);
+            run->ctl_len = 0;
+        }
+        return;
+    }
+    if (run->ctl_len + (size_t)r + 1 > (16u << 20)) {
+        log_line(run->opts, CORDON_LOG_WARN, "--control-fd: a line longer than 16 MiB; dropped");
+        run->ctl_len = 0;
+        return;
+    }
+    char *nb = realloc(run->ctl_buf, run->ctl_len + (size_t)r + 1);
+    if (!nb)
+        return;
+    run->ctl_buf = nb;
+    memcpy(run->ctl_buf + run->ctl_len, buf, (size_t)r);
+    run->ctl_len += (size_t)r;
+    char *start = run->ctl_buf, *nl;
+    while ((nl = memchr(start, '\n', run->ctl_len - (size_t)(start - run->ctl_buf)))) {
+        *nl = '\0';
+        control_line(run, start);
+        start = nl + 1;
+    }
+    size_t rest = run->ctl_len - (size_t)(start - run->ctl_buf);
+    memmove(run->ctl_buf, start, rest);
+    run->ctl_len = rest;
 }
 
 /* ---- the proxy ------------------------------------------------------------ */
@@ -152,11 +366,11 @@ static int start_proxy(struct run *run, int http_fd, int socks_fd)
     if (r < 0)
         return r;
     struct proxy_config cfg = {
-        .rules = &p->net.rules,
-        .deny_reasons = p->net.denied_domain_reasons,
+        .rules = &run->live->net.rules,
+        .deny_reasons = run->live->net.denied_domain_reasons,
         .allow_private = p->net.allow_private,
-        .denied_resolved = p->net.denied_resolved,
-        .ndenied_resolved = p->net.ndenied_resolved,
+        .denied_resolved = run->live->net.denied_resolved,
+        .ndenied_resolved = run->live->net.ndenied_resolved,
         .audit = &run->audit,
         .resolver = run->resolver,
         .mitm_domains = p->net.mitm_domains,
@@ -223,7 +437,11 @@ static int start_proxy(struct run *run, int http_fd, int socks_fd)
         cfg.mitm.unix_socket = true;
         snprintf(cfg.mitm.path, sizeof(cfg.mitm.path), "%s", p->net.mitm_socket);
     }
-    r = proxy_new(&run->loop, &cfg, &run->proxy, run->err);
+    if (p->net.transparent && !run->synth && !(run->synth = synth_map_new()))
+        r = cordon_err_set(run->err, ENOMEM, "out of memory");
+    cfg.synth = run->synth;
+    if (r == 0)
+        r = proxy_new(&run->loop, &cfg, &run->proxy, run->err);
     explicit_bzero(&cfg, sizeof(cfg));
     if (r < 0) {
         close(http_fd);
@@ -257,11 +475,82 @@ static void stop_everything(struct run *run)
         proxy_free(run->proxy);
         run->proxy = NULL;
     }
+    if (run->observer) {
+        observer_stop(run->observer);
+        run->observer = NULL;
+    }
+    if (run->ctl_active) {
+        uv_close((uv_handle_t *)&run->ctl_poll, NULL);
+        run->ctl_active = false;
+    }
     if (run->resolver) {
         resolver_free(run->resolver);
         run->resolver = NULL;
     }
+    if (run->dns) {
+        dns_server_free(run->dns);
+        run->dns = NULL;
+    }
+    synth_map_free(run->synth); /* after the proxy and the DNS server, its readers */
+    run->synth = NULL;
+    if (run->have_capture_nl) {
+        close(run->capture_nl);
+        run->have_capture_nl = false;
+    }
     net_noproxy_free(&run->no_proxy);
+}
+
+/* MSG_CAPTURE: the sandbox's DNS server and the transparent listener
+ * (capture.h). Without them the sandbox is still closed: capture missing
+ * only means programs that ignore the proxy variables get no network, so it
+ * is a warning, never an open door. Takes ownership of fds. */
+static void start_capture(struct run *run, const struct sync_msg *msg, int fds[CAPTURE_NFDS])
+{
+    char line[1300];
+    struct cordon_error cerr = { 0 };
+    if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || fds[3] < 0 || !run->proxy || run->dns ||
+        !run->synth) {
+        for (int i = 0; i < CAPTURE_NFDS; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        if (msg->code < 0) {
+            snprintf(line, sizeof(line), "transparent capture and the sandbox's DNS are "
+                     "unavailable (%s): only programs that use the proxy variables have "
+                     "network", msg->text);
+            log_line(run->opts, CORDON_LOG_WARN, line);
+        }
+        return;
+    }
+    /* The routes init made are those of the policy the run started with;
+     * an update that came since is applied now. */
+    run->routed = &run->policy->net.rules;
+    run->capture_nl = fds[3];
+    run->have_capture_nl = true;
+    fds[3] = -1;
+    struct dns_policy pol = { .rules = &run->live->net.rules, .synth = run->synth,
+                              .ipv6 = (msg->code & CAPTURE_F_IPV6) != 0 };
+    int r = dns_server_new(&run->loop, &pol, &run->audit, &run->dns, &cerr);
+    if (r == 0) {
+        r = dns_server_add_udp(run->dns, fds[1], &cerr);
+        fds[1] = -1;
+    }
+    if (r == 0) {
+        r = dns_server_add_tcp(run->dns, fds[2], &cerr);
+        fds[2] = -1;
+    }
+    if (r == 0) {
+        r = proxy_add_listener(run->proxy, fds[0], PROXY_TRANSPARENT, &cerr);
+        fds[0] = -1;
+    }
+    for (int i = 0; i < CAPTURE_NFDS; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    if (r == 0 && run->live != run->policy)
+        capture_rules_changed(run, &run->live->net.rules);
+    if (r < 0) {
+        snprintf(line, sizeof(line), "transparent capture is unavailable: %s", cerr.msg);
+        log_line(run->opts, CORDON_LOG_WARN, line);
+    }
 }
 
 static void on_sync(uv_poll_t *h, int status, int events)
@@ -270,37 +559,54 @@ static void on_sync(uv_poll_t *h, int status, int events)
     (void)events;
     struct sync_msg msg;
     union {
-        char buf[CMSG_SPACE(2 * sizeof(int))];
+        char buf[CMSG_SPACE(CAPTURE_NFDS * sizeof(int))];
         struct cmsghdr align;
     } u;
     struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
                          .msg_controllen = sizeof(u.buf) };
-    ssize_t n = status < 0 ? 0 : recvmsg(run->sync_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    /* When init ends with a message of ours unread (MSG_CONTINUE, after a
+     * setup failure), closing its end sets ECONNRESET on ours (unix(7): a
+     * SOCK_SEQPACKET peer closed with data in its receive queue). The error
+     * is reported, and cleared, by the next recvmsg() before the messages init
+     * queued, MSG_ERROR among them; epoll reports it as EPOLLERR, on which
+     * libuv stops the handle and calls us with status < 0. Either way, read
+     * on: the report must reach the user. */
+    ssize_t n;
+    do {
+        mh.msg_controllen = sizeof(u.buf);
+        n = recvmsg(run->sync_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    } while (n < 0 && (errno == EINTR || errno == ECONNRESET));
+    if (n < 0 && errno == EAGAIN && status >= 0)
         return;
     if (n <= 0) {
         /* init is gone (it never closes its end while alive). */
         stop_everything(run);
         return;
     }
-    int fds[2] = { -1, -1 };
+    int fds[CAPTURE_NFDS] = { -1, -1, -1, -1 };
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
         if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-            cm->cmsg_len == CMSG_LEN(sizeof(fds)))
-            memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+            cm->cmsg_len == CMSG_LEN(CAPTURE_NFDS * sizeof(int)))
+            memcpy(fds, CMSG_DATA(cm), CAPTURE_NFDS * sizeof(int));
+        else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+                 cm->cmsg_len == CMSG_LEN(2 * sizeof(int)))
+            memcpy(fds, CMSG_DATA(cm), 2 * sizeof(int));
+        else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+                 cm->cmsg_len == CMSG_LEN(sizeof(int)))
+            memcpy(fds, CMSG_DATA(cm), sizeof(int));
     }
     if ((size_t)n != sizeof(msg)) {
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < CAPTURE_NFDS; i++)
             if (fds[i] >= 0)
                 close(fds[i]);
-        return;
+        goto next;
     }
     msg.text[sizeof(msg.text) - 1] = '\0';
     switch (msg.type) {
     case MSG_LISTENERS:
         if (fds[0] < 0 || fds[1] < 0 || run->proxy) {
-            for (int i = 0; i < 2; i++)
+            for (int i = 0; i < CAPTURE_NFDS; i++)
                 if (fds[i] >= 0)
                     close(fds[i]);
             break;
@@ -313,6 +619,9 @@ static void on_sync(uv_poll_t *h, int status, int events)
             kill(run->pid, SIGKILL);
         }
         break;
+    case MSG_CAPTURE:
+        start_capture(run, &msg, fds);
+        break;
     case MSG_ERROR:
         if (!run->have_error) {
             run->have_error = true;
@@ -323,11 +632,33 @@ static void on_sync(uv_poll_t *h, int status, int events)
         run->have_exit = true;
         run->exit_ws = msg.code;
         break;
+    case MSG_NOTIFY:
+        if (fds[0] < 0 || run->observer) {
+            if (fds[0] >= 0)
+                close(fds[0]);
+            break;
+        }
+        {
+            struct observe_config oc = { .seccomp = run->plan->seccomp_opts,
+                                         .audit = &run->audit, .policy = run->policy,
+                                         .prot = run->prot };
+            if (observer_start(&run->loop, fds[0], &oc, &run->observer) < 0 &&
+                !run->have_error) {
+                /* Refused syscalls would fail with ENOSYS: do not go on. */
+                run->have_error = true;
+                run->r = cordon_err_set(run->err, EIO, "cannot serve the seccomp listener");
+                kill(run->pid, SIGKILL);
+            }
+        }
+        break;
     default:
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < CAPTURE_NFDS; i++)
             if (fds[i] >= 0)
                 close(fds[i]);
     }
+next:
+    if (status < 0)
+        on_sync(h, status, events); /* libuv polls no more: read what is left, to EOF */
 }
 
 static void on_signal(uv_poll_t *h, int status, int events)
@@ -454,6 +785,13 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
         return r;
     }
 
+    /* A client that closes before its answer must not kill the supervisor
+     * (a TLS write to it raises SIGPIPE): ignored while the run lasts; the
+     * command gets the default back before exec. */
+    struct sigaction pipe_ign = { .sa_handler = SIG_IGN }, pipe_old;
+    sigemptyset(&pipe_ign.sa_mask);
+    sigaction(SIGPIPE, &pipe_ign, &pipe_old);
+
     mode_t um = umask(0);
     umask(um);
     plan.umask = um;
@@ -468,12 +806,16 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
     sigset_t oldmask;
     sigprocmask(SIG_BLOCK, &relay, &oldmask);
     plan.sigmask = oldmask;
+    plan.sigpipe_ignored = pipe_old.sa_handler == SIG_IGN;
 
     struct run run = {
         .policy = p, .opts = opts, .err = err, .sync_fd = -1, .sfd = -1, .pid = -1,
         .audit = { .fd = opts->audit_enabled ? opts->audit_fd : -1 },
         .ca = ca, .tls_server = tls_server, .tls_client = tls_client, .creds = creds,
+        .plan = &plan, .prot = &prot, .live = p, .ctl_fd = -1,
     };
+    run.audit.on_denial = opts->on_denial;
+    run.audit.denial_ud = opts->denial_userdata;
     int sv[2] = { -1, -1 };
     char *cgroup = NULL;
     bool loop_ok = false;
@@ -525,8 +867,49 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
         uv_poll_start(&run.sig_poll, UV_READABLE, on_signal);
         run.sig_active = true;
     }
+    if (opts->control_enabled && opts->control_fd >= 0) {
+        run.ctl_fd = opts->control_fd;
+        int fl = fcntl(run.ctl_fd, F_GETFL);
+        if (fl >= 0)
+            (void)fcntl(run.ctl_fd, F_SETFL, fl | O_NONBLOCK);
+        if (uv_poll_init(&run.loop, &run.ctl_poll, run.ctl_fd) == 0) {
+            run.ctl_poll.data = &run;
+            uv_poll_start(&run.ctl_poll, UV_READABLE, on_control);
+            run.ctl_active = true;
+        } else {
+            /* A regular file cannot be polled: its lines are read now, in
+             * order, before the command starts (the last one wins). */
+            char buf[4096];
+            ssize_t k;
+            while ((k = read(run.ctl_fd, buf, sizeof(buf))) != 0) {
+                if (k < 0 && errno == EINTR)
+                    continue;
+                if (k < 0) {
+                    log_line(opts, CORDON_LOG_WARN, "--control-fd: cannot be read");
+                    break;
+                }
+                char *nb = realloc(run.ctl_buf, run.ctl_len + (size_t)k + 1);
+                if (!nb)
+                    break;
+                run.ctl_buf = nb;
+                memcpy(run.ctl_buf + run.ctl_len, buf, (size_t)k);
+                run.ctl_len += (size_t)k;
+            }
+            run.ctl_file = true; /* applied once run.start is recorded */
+        }
+    }
 
     audit_start(&run, opts->argv, plan.cwd);
+    if (run.ctl_file && run.ctl_len) {
+        run.ctl_buf[run.ctl_len] = '\0';
+        for (char *line = run.ctl_buf, *nl; line; line = nl) {
+            nl = strchr(line, '\n');
+            if (nl)
+                *nl++ = '\0';
+            control_line(&run, line);
+        }
+        run.ctl_len = 0;
+    }
     struct sync_msg msg;
     memset(&msg, 0, sizeof(msg));
     msg.type = MSG_GO;
@@ -557,8 +940,9 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
     msg.type = MSG_CONTINUE;
+    /* init may have failed already: its report is queued for the loop. */
     if (send(run.sync_fd, &msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg) &&
-        errno != EPIPE) {
+        errno != EPIPE && errno != ECONNRESET) {
         r = cordon_err_sys(err, errno, "cannot start the sandbox");
         goto out;
     }
@@ -587,11 +971,16 @@ out:;
     if (run.sfd >= 0)
         close(run.sfd);
     sigprocmask(SIG_SETMASK, &oldmask, NULL);
+    sigaction(SIGPIPE, &pipe_old, NULL);
     sandbox_plan_free(&plan);
     SSL_CTX_free(run.tls_server);
     SSL_CTX_free(run.tls_client);
     tls_ca_free(run.ca);
     creds_free(run.creds);
+    for (size_t i = 0; i < run.nupdates; i++)
+        cordon_policy_free(run.updates[i]);
+    free(run.updates);
+    free(run.ctl_buf);
     struct hooks_report hr = { .run = &run };
     protect_check_new_hooks(&prot, p->mandatory_deny_search_depth, report_hook, &hr);
     protect_release(&prot);

@@ -16,6 +16,7 @@
 #include "cordon.h"
 #include "policy/policy.h"
 #include "harden/harden.h"
+#include "capture.h"
 
 #include <stdbool.h>
 #include <signal.h>
@@ -62,6 +63,7 @@ struct sandbox_plan {
     gid_t gid;
     mode_t umask;      /* the caller's, restored for the command */
     sigset_t sigmask;  /* the caller's, restored for the command */
+    bool sigpipe_ignored; /* the caller ignored SIGPIPE (the command inherits that) */
     bool allow_nested_userns;
     int *scratch;      /* nops ints for init (fds), allocated here */
 
@@ -73,6 +75,7 @@ struct sandbox_plan {
     char *trust_bundle;
     size_t trust_len;
     struct seccomp_prog seccomp;
+    struct seccomp_opts seccomp_opts; /* how it was built (the listener mirrors it) */
     int landlock_abi;           /* 0: unavailable */
     struct ll_rule *ll;
     size_t nll;
@@ -105,6 +108,10 @@ struct sandbox_plan {
         ino_t ino;
     } *excludes;
     size_t nexcludes;
+
+    /* network.transparent (capture.h): what init sets up in the sandbox's
+     * network namespace, and the /etc/resolv.conf bound over the host's. */
+    struct capture_plan capture;
 };
 
 /* Compute the plan for policy p. log may be NULL. */
@@ -130,6 +137,12 @@ enum sync_msg_type {
                           listeners created in the sandbox's network namespace */
     MSG_CONTINUE = 5,  /* supervisor -> init: start the command (init is in its pids
                           cgroup, if any); sent while init builds the view */
+    MSG_NOTIFY = 6,    /* init -> supervisor: SCM_RIGHTS carries the command's seccomp
+                          notify listener */
+    MSG_CAPTURE = 7,   /* init -> supervisor: SCM_RIGHTS carries the CAPTURE_NFDS
+                          sockets of capture.h, code the CAPTURE_F_* flags; or,
+                          without fds, code -errno and text why capture is
+                          unavailable */
 };
 
 /* cordon's own binary inside the sandbox (read-only bind). */

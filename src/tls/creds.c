@@ -337,6 +337,25 @@ struct span {
     long secret;
 };
 
+/* Does the JWT's payload hold at least one of the claims? */
+static bool jwt_has_claims(const char *s, size_t len, const struct cordon_strlist *claims)
+{
+    size_t dots[2];
+    if (!jwt_parts(s, len, dots))
+        return false;
+    json_t *pl = jwt_json(s + dots[0] + 1, dots[1] - dots[0] - 1);
+    bool any = false;
+    for (size_t i = 0; pl && i < claims->n && !any; i++)
+        any = json_object_get(pl, claims->v[i]) != NULL;
+    json_decref(pl);
+    return any;
+}
+
+static bool jwt_ok(const struct cred_spec *cs, const char *s, size_t len)
+{
+    return creds_is_jwt(s, len) && (!cs->mask_claims.n || jwt_has_claims(s, len, &cs->mask_claims));
+}
+
 /* Mask value[0..len): *fake gets the text the sandbox sees (malloc'ed).
  * Returns 0, 1 when nothing matched (extract, or not a JWT), -1 when out of
  * memory. */
@@ -347,7 +366,7 @@ static int mask_value(struct builder *b, const struct cred_spec *cs, const char 
     size_t nspans = 0;
     int rc = -1;
     if (!cs->extract) {
-        if (len == 0 || (cs->jwt && !creds_is_jwt(value, len)))
+        if (len == 0 || (cs->jwt && !jwt_ok(cs, value, len)))
             return 1;
         spans = malloc(sizeof(*spans));
         if (!spans)
@@ -389,7 +408,7 @@ static int mask_value(struct builder *b, const struct cred_spec *cs, const char 
         if (nspans == 0)
             return 1;
         for (size_t i = 0; i < nspans; i++) {
-            if (cs->jwt && !creds_is_jwt(value + spans[i].off, spans[i].len)) {
+            if (cs->jwt && !jwt_ok(cs, value + spans[i].off, spans[i].len)) {
                 free(spans);
                 return 1;
             }
@@ -584,7 +603,9 @@ static int no_match(struct builder *b, const struct cred_spec *cs, const char *w
 static const char *no_match_text(const struct cred_spec *cs)
 {
     return cs->extract ? "the extract expression matched nothing"
-                       : cs->jwt ? "the value is not a JWT" : "the value is empty";
+           : cs->jwt   ? (cs->mask_claims.n ? "the value is not a JWT holding any of maskClaims"
+                                            : "the value is not a JWT")
+                       : "the value is empty";
 }
 
 static int prepare_env(struct builder *b, size_t idx, char *const *envp)
@@ -632,6 +653,15 @@ static int prepare_file(struct builder *b, const struct cred_spec *cs)
         return 0; /* nothing to hide yet */
     if (r < 0)
         return r;
+    if (st.st_nlink > 1) {
+        /* The fake is bound over this path only: another link to the same
+         * file would still show the real content. */
+        secmem_free(buf);
+        return cordon_err_set(b->err, EMLINK, "%s: %s has %lu hard links; the real content "
+                              "would stay readable through the others (mask or deny each of "
+                              "them, or give the file one link)", cs->label, real,
+                              (unsigned long)st.st_nlink);
+    }
     /* A whole file is its content without one final line break, which the
      * fake keeps. */
     size_t body = len, tail = 0;

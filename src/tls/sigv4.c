@@ -495,7 +495,8 @@ bool sigv4_query_presigned(const char *target)
         size_t l = strcspn(p, "&");
         if ((l >= 16 && strncasecmp(p, "X-Amz-Signature=", 16) == 0) ||
             (l >= 17 && strncasecmp(p, "X-Amz-Credential=", 17) == 0) ||
-            (l >= 16 && strncasecmp(p, "X-Amz-Algorithm=", 16) == 0))
+            (l >= 16 && strncasecmp(p, "X-Amz-Algorithm=", 16) == 0) ||
+            (l >= 15 && strncasecmp(p, "AWSAccessKeyId=", 15) == 0)) /* SigV2 */
             return true;
         p += l;
         if (*p == '&')

@@ -88,6 +88,14 @@ class Sandbox:
             env.update(extra)
         return env
 
+    def argv_plain(self, cmd):
+        """cmd as the test's user (no cordon)."""
+        cmd = list(cmd)
+        if self.user == "user":
+            cmd = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
+                   "--clear-groups", "--"] + cmd
+        return cmd
+
     def argv(self, args):
         cmd = [self.bin] + list(args)
         if self.user == "user":
@@ -96,12 +104,23 @@ class Sandbox:
         return cmd
 
     def run(self, *args, cwd=None, env=None, input=None, timeout=60, check_sanitizers=True,
-            **kw):
+            keep_summary=False, **kw):
+        """Run cordon. Its exit summary of what it blocked ("cordon: blocked
+        ...", one line at the end of stderr) is moved from p.stderr to
+        p.summary (None when there was none) unless keep_summary: most tests
+        check the command's own stderr; tests/integration/test_violations.py
+        checks the summary."""
         p = subprocess.run(self.argv(args), cwd=cwd or self.ws, env=self.env(env),
                            input=input, capture_output=True, text=True, timeout=timeout, **kw)
         if check_sanitizers:
             for m in SANITIZER_MARKERS:
                 assert m not in p.stderr, "sanitizer report:\n" + p.stderr
+        p.summary = None
+        if not keep_summary and isinstance(p.stderr, str):
+            lines = p.stderr.splitlines(True)
+            if lines and lines[-1].startswith("cordon: blocked "):
+                p.summary = lines[-1].rstrip("\n")
+                p.stderr = "".join(lines[:-1])
         return p
 
     def sh(self, script, *opts, **kw):

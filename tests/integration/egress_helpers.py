@@ -30,7 +30,7 @@ class Net:
     # --- settings
 
     def settings(self, allow=(), deny=(), reasons=None, hosts=None, private=None, dns=True,
-                 default_ports=None, write=True, name=None):
+                 default_ports=None, write=True, name=None, extra=None):
         net = {"allowedDomains": list(allow), "deniedDomains": list(deny)}
         if reasons is not None:
             net["deniedDomainReasons"] = reasons
@@ -43,6 +43,8 @@ class Net:
             net["dnsServers"] = ["127.0.0.1:%d" % self.ports["dns"]]
         if default_ports is not None:
             net["defaultPorts"] = default_ports
+        if extra:
+            net.update(extra)  # other network keys, as they are
         # The workspace is writable by default (git clone, curl -o), which is
         # also what the embedded policy does.
         fs = {"allowWrite": [self.sb.ws]} if write else {}

@@ -30,7 +30,7 @@ FAULTS = os.path.join(HERE, "kernel_faults.py")
 NAMES = ["user namespaces", "Landlock", "seccomp filter", "seccomp user notification",
          "nftables in a user namespace", "cgroup (pids)"]
 IDS = ["userns", "landlock", "seccomp", "seccomp_notify", "nftables", "cgroup"]
-UNUSED = {"seccomp user notification", "nftables in a user namespace"}
+UNUSED = set()
 
 
 def version(sb):
@@ -298,7 +298,7 @@ def test_no_seccomp_filter_doctor_and_run(sb):
         "fix: boot a kernel with CONFIG_SECCOMP_FILTER=y; inside a container, make sure its "
         "own seccomp profile allows seccomp(2) and prctl(PR_SET_NO_NEW_PRIVS)",
     ]), p.stdout
-    assert p.stdout.splitlines()[-1] == "result: not OK: seccomp filter missing (exit 1)"
+    assert p.stdout.splitlines()[-1] == "result: not OK: seccomp filter missing, seccomp user notification degraded (exit 1)"
     r = run_under(sb, "seccomp", "--", "/bin/sh", "-c", "echo COMMAND-RAN")
     assert r.returncode == 125, r.stderr
     assert "COMMAND-RAN" not in r.stdout
@@ -306,24 +306,27 @@ def test_no_seccomp_filter_doctor_and_run(sb):
                         "not implemented\n")
 
 
-def test_no_seccomp_notify_is_reported_but_not_needed_yet(sb):
+def test_no_seccomp_notify_degrades_recording_only(sb):
     ver = version(sb)
     p = doctor(sb, wrap="notify")
     checks = check_consistent(sb, p, ver)
-    assert p.returncode == 0, p.stdout
+    assert p.returncode == 1, p.stdout
     assert checks["seccomp user notification"] == (
-        expect_line("seccomp user notification", "missing", ver), [
+        expect_line("seccomp user notification", "degraded", ver), [
             "probe: cannot query the notification sizes: Invalid argument",
-            "meaning: nothing changes today: cordon %s does not use seccomp user notification. "
-            "Observing violations (records of refused syscalls and file operations), planned, "
-            "will need it (Linux 5.0 or later; SECCOMP_IOCTL_NOTIF_ADDFD 5.9)" % ver,
+            "meaning: cordon runs, and still refuses the same syscalls and writes, but cannot "
+            "record them: no syscall.deny or fs.deny records and none in the exit summary "
+            "(Linux 5.5 or later)",
             "fix: boot Linux 5.9 or later with CONFIG_SECCOMP_FILTER=y",
         ]), p.stdout
     for name in ("user namespaces", "Landlock", "seccomp filter"):
         assert checks[name][0] == expect_line(name, "OK", ver)
-    # cordon does not use it, so nothing is missing from a run.
-    r = run_under(sb, "notify", "--", "/bin/sh", "-c", "echo COMMAND-RAN")
-    assert (r.returncode, r.stdout, r.stderr) == (0, "COMMAND-RAN\n", "")
+    # The run goes on, says what it cannot record, and still refuses.
+    r = run_under(sb, "notify", "--", "/bin/sh", "-c",
+                  "echo COMMAND-RAN; unshare -U true 2>/dev/null || echo REFUSED")
+    assert (r.returncode, r.stdout) == (0, "COMMAND-RAN\nREFUSED\n")
+    assert r.stderr == ("cordon: warning: seccomp user notification is not available: refused "
+                        "syscalls and writes are not recorded (see cordon doctor)\n")
 
 
 def test_user_namespaces_refused_doctor_and_run(sb):
@@ -396,23 +399,23 @@ def test_switch_landlock_disabled_at_boot(sb):
     assert [c["verdict"] for c in d["checks"]] == ["ok", "missing", "ok", "ok", "ok", "ok"]
 
 
-def test_switch_everything_unused_missing_still_exits_0(sb):
+def test_switch_no_nftables_is_degraded(sb):
     need_switches(sb)
     ver = version(sb)
-    p = doctor(sb, env={"CORDON_TEST_DOCTOR_FAULT": "notify,nftables"})
+    p = doctor(sb, env={"CORDON_TEST_DOCTOR_FAULT": "nftables"})
     checks = check_consistent(sb, p, ver)
-    assert p.returncode == 0, p.stdout
-    assert checks["seccomp user notification"][0] == \
-        expect_line("seccomp user notification", "missing", ver)
+    assert p.returncode == 1, p.stdout
     assert checks["nftables in a user namespace"] == (
-        expect_line("nftables in a user namespace", "missing", ver), [
+        expect_line("nftables in a user namespace", "degraded", ver), [
             "probe: cannot open a NETLINK_NETFILTER socket: Protocol not supported",
-            "meaning: nothing changes today: cordon %s does not use nftables "
-            "(network.transparent is not implemented; programs that ignore the proxy variables "
-            "get no network at all). Transparent capture, planned, will need it" % ver,
+            "meaning: cordon runs, but without transparent capture and the sandbox's DNS "
+            "(network.transparent): programs that ignore the proxy variables get no network "
+            "at all, and every run says so (network.transparent false silences it)",
             "fix: boot a kernel with CONFIG_NF_TABLES and CONFIG_NF_TABLES_INET (or load them: "
             "sudo modprobe nf_tables)",
         ]), p.stdout
+    assert p.stdout.splitlines()[-1] == \
+        "result: not OK: nftables in a user namespace degraded (exit 1)"
 
 
 def test_switch_no_pids_controller(sb):

@@ -405,19 +405,29 @@ def test_environment_passes_through_with_sandbox_markers(sb):
 # ---------------------------------------------------------------------------
 # network
 
-def test_no_network(sb):
-    p = sb.run("--", PY, "-c", r'''
+NO_NETWORK_PROBE = r'''
 import errno, socket
 try:
     socket.create_connection(("1.1.1.1", 80), timeout=2)
     print("connected")
 except OSError as e:
     print(errno.errorcode[e.errno], e.strerror)
-''')
-    assert p.stdout == "ENETUNREACH Network is unreachable\n", p.stderr
+'''
+
+
+def test_no_network(sb):
+    # Transparent capture (on by default) routes nothing but the synthetic
+    # ranges and allowed addresses: an address the policy does not allow is
+    # unreachable at once (test_transparent.py has the rest).
+    p = sb.run("--", PY, "-c", NO_NETWORK_PROBE)
+    assert p.stdout == "EHOSTUNREACH No route to host\n", p.stderr
     p = sb.run("--", "cat", "/proc/net/dev")
     ifaces = [line.split(":")[0].strip() for line in p.stdout.splitlines()[2:]]
     assert ifaces == ["lo"]
+    # Without capture the namespace has no route at all.
+    s = sb.settings({"network": {"transparent": False}})
+    p = sb.run("-s", s, "--", PY, "-c", NO_NETWORK_PROBE)
+    assert p.stdout == "ENETUNREACH Network is unreachable\n", p.stderr
 
 
 def test_host_loopback_is_not_reachable(sb):

@@ -75,11 +75,6 @@ def test_allow_write_glob_makes_only_matching_directories_writable(sb):
         assert f.read() == "2"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a write root that comes from an allowWrite glob is not scanned for protected "
-    "names: protect_prepare realpath()s the pattern itself ('out-*'), which fails, so "
-    "with allowWrite ['out-*'] a command writes out-1/.git/hooks/pre-commit and "
-    "out-1/.bashrc (expected EROFS, both succeed and stay on the host)"))
 def test_allow_write_glob_roots_are_protected_like_any_write_root(sb):
     out = sb.mkdir("home/ws/out-1")
     git_init(sb, out)

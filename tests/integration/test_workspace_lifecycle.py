@@ -68,7 +68,7 @@ def concurrent_expectations(i, git_config, deny_secret):
         (["append", ".git/config", ""], "OK" if git_config else "EROFS"),
         (["write", ".git/hooks/pre-commit"], "EROFS"),
         (["write", ".bashrc"], "EROFS"),
-        (["stat", ".bashrc"], "OK", ["file", "444", 0]),
+        (["stat", ".bashrc"], "OK", ["file", "644", 0]),
         (["mkdir", ".claude/commands"], "EROFS"),
         (["chmod", ".claude", "755"], "EROFS"),
         (["mkdir", ".vscode/x"], "EROFS"),
@@ -89,16 +89,6 @@ def policy(sb, i):
     return sb.settings({"filesystem": fs}, name="settings-%d.json" % i), git_config, deny_secret
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a run that starts while another run's placeholders exist takes them for the "
-    "user's files: it binds them but does not join their owners in the registry. When "
-    "the first run ends it removes them, which detaches the bind mounts in the later "
-    "runs: `.bashrc` becomes writable there (expected EROFS, got OK) and what they write "
-    "stays on the host. Its .claude placeholder (0555) also breaks the later runs' "
-    "placeholders inside it: as uid 65534 they cannot be created (skipped), so "
-    ".claude/commands is unprotected and `chmod .claude` succeeds; as root they are "
-    "created inside the first run's .claude, whose rmdir then fails and .claude is "
-    "left on the host"))
 def test_twenty_concurrent_runs_with_different_policies(sb):
     git_init(sb, sb.ws)
     sb.write("home/ws/secret.txt", "shared secret\n")
@@ -139,10 +129,6 @@ def test_twenty_concurrent_runs_with_different_policies(sb):
     assert_registry_clean(reg)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minimal form of the one above): run A holds the placeholders, run B starts, "
-    "A ends; in B `echo evil > .bashrc` then succeeds (expected EROFS) and .bashrc "
-    "with 'evil' stays on the host after both ended"))
 def test_a_run_keeps_its_protection_when_an_earlier_run_ends(sb):
     env, reg = private_registry(sb)
     before = snapshot(sb.ws)
@@ -167,5 +153,36 @@ def test_a_run_keeps_its_protection_when_an_earlier_run_ends(sb):
         ["B after A ended: " + x for x in mismatches(e, second_b or [])]
     assert a.rc == 0 and b.rc == 0, (a.err, b.err)
     assert not bad, "\n".join(bad)
+    assert after == before, snapshot_diff(before, after)
+    assert_registry_clean(reg)
+
+
+def test_a_run_with_a_wider_write_root_shares_a_narrower_runs_placeholders(sb):
+    """Run A works in ws/sub (its write root), run B in ws: B's scan finds
+    A's placeholders in ws/sub and shares them, so they stay (read-only in B)
+    after A ends, and go when B ends."""
+    sub = sb.mkdir("home/ws/sub")
+    env, reg = private_registry(sb)
+    before = snapshot(sb.ws)
+    e = [(["write", "sub/.bashrc"], "EROFS"), (["mkdir", "sub/.claude/commands"], "EROFS"),
+         (["rename", "sub", "sub.moved"], "EBUSY"), (["write", ".bashrc"], "EROFS")]
+    ops = [x[0] for x in e]
+    a = HeldRun(sb, [["write", ".bashrc"]], [], env=env, cwd=sub)
+    b = None
+    try:
+        assert a.wait_ready() == [("EROFS", None)]
+        b = HeldRun(sb, ops, ops, env=env)
+        first_b = b.wait_ready()
+        a.release()
+        second_b = b.release()
+    finally:
+        a.kill()
+        if b:
+            b.kill()
+    assert a.rc == 0 and b.rc == 0, (a.err, b.err)
+    bad = ["B at start: " + x for x in mismatches(e, first_b)] + \
+        ["B after A ended: " + x for x in mismatches(e, second_b or [])]
+    assert not bad, "\n".join(bad)
+    after = snapshot(sb.ws)
     assert after == before, snapshot_diff(before, after)
     assert_registry_clean(reg)

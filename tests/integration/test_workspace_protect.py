@@ -137,12 +137,6 @@ def test_missing_names_inside_existing_directories(sb):
     assert_registry_clean(reg)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a missing protected name whose placeholder cannot be created (EACCES: its "
-    "parent belongs to another user) is skipped without pinning the parent: uid 65534 "
-    "renames a root-owned .claude out of its own workspace (rename .claude .claude.moved "
-    "succeeds, expected EBUSY), makes a new .claude and plants .claude/commands/x.md, "
-    "which stays on the host"))
 def test_a_missing_name_under_a_directory_the_user_cannot_write(sb):
     """.claude belongs to root in a workspace uid 65534 owns: cordon cannot
     create placeholders in it (nor can the command create names there), but the
@@ -156,6 +150,45 @@ def test_a_missing_name_under_a_directory_the_user_cannot_write(sb):
                       ["mkdir", ".claude/commands"], ["write", ".claude/commands/x.md"]])
     planted = os.path.lexists(os.path.join(sb.ws, ".claude", "commands", "x.md"))
     assert (got[0][0], planted) == ("EBUSY", False), (got, planted)
+
+
+def test_a_missing_name_under_a_directory_the_user_owns_but_cannot_write(sb):
+    """.claude is the user's but mode 0555: no placeholder can be made in it,
+    and the command could chmod it writable, so it is read-only inside (and
+    pinned); the rest of the workspace is unchanged."""
+    if sb.user != "user":
+        pytest.skip("root creates placeholders anywhere")
+    sb.mkdir("home/ws/.claude")
+    sb.write("home/ws/.claude/notes.md", "mine\n")
+    os.chmod(os.path.join(sb.ws, ".claude"), 0o555)
+    env, reg = private_registry(sb)
+    before = snapshot(sb.ws)
+    check(sb, [
+        (["chmod", ".claude", "755"], "EROFS"),
+        (["mkdir", ".claude/commands"], "EROFS"),
+        (["write", ".claude/settings.json"], "EROFS"),
+        (["rename", ".claude", ".claude.moved"], "EBUSY"),
+        (["read", ".claude/notes.md"], "OK", "mine\n"),
+        (["write", "other.txt"], "OK"), (["unlink", "other.txt"], "OK"),
+    ], env=env)
+    assert snapshot(sb.ws) == before, snapshot_diff(before, snapshot(sb.ws))
+    assert_registry_clean(reg)
+
+
+def test_a_write_root_the_user_owns_but_cannot_write_is_refused(sb):
+    """Placeholders cannot be made at the top of a 0555 working directory,
+    and the command could chmod it and create .bashrc: cordon refuses to
+    start rather than run without that protection."""
+    if sb.user != "user":
+        pytest.skip("root creates placeholders anywhere")
+    os.chmod(sb.ws, 0o555)
+    try:
+        p = sb.run("--", "true")
+    finally:
+        os.chmod(sb.ws, 0o755)
+    assert p.returncode == 125, p.stderr
+    assert "cannot create a placeholder" in p.stderr and sb.ws in p.stderr, p.stderr
+    assert os.listdir(sb.ws) == []
 
 
 TOOLS_TOP = [
@@ -193,11 +226,6 @@ def test_real_tools_fail_with_the_exact_reason_at_the_top(sb):
     assert_registry_clean(reg)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: appending to or truncating a missing protected name (sh's >>, open O_APPEND, "
-    "truncate(2)) fails with EACCES 'Permission denied', not EROFS: the placeholder is "
-    "created mode 0444 and the permission check comes before the read-only mount's; "
-    "`>` (O_TRUNC), chmod, rename and unlink give EROFS/EBUSY as for existing names"))
 def test_append_or_truncate_on_a_placeholder_is_erofs(sb):
     ops = [(["append", f], "EROFS") for f in FILES]
     ops += [(["truncate", f], "EROFS") for f in FILES]

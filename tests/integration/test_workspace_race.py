@@ -174,14 +174,6 @@ def run_until(race, stop, limit):
     return limit, None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: placeholders are created through the swapped symlink: create_placeholders() "
-    "mkdir()s/open()s the planned path string, whose directories can be swapped between "
-    "the scan and the creation (only the last component is O_NOFOLLOW), so "
-    "fakehome/.ssh gains an empty 0444 'config', or empty 0555 'hooks' or '.git' "
-    "directories, that are never removed (the registry's entry no longer matches the "
-    "path when the run ends). Escape class 19 on the host side: writes outside every "
-    "write root"))
 @pytest.mark.parametrize("variant", ["sub", "git-nohooks"])
 def test_symlink_swaps_never_create_anything_in_the_target(root_sb, variant):
     race = Race(root_sb, variant)
@@ -192,13 +184,6 @@ def test_symlink_swaps_never_create_anything_in_the_target(root_sb, variant):
         starts, race.counts, diff)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a start that fails closed sometimes says only \"the sandbox's init ended "
-    "(status 125) without reporting the command's status\" (1-7% of the race's "
-    "fail-closed starts, about 1% of the starts below): init sends MSG_ERROR and exits "
-    "with the supervisor's MSG_CONTINUE still unread, so the supervisor's next recvmsg() "
-    "on the SOCK_SEQPACKET pair fails with ECONNRESET (reported before the queued "
-    "message), which on_sync() treats as EOF, dropping the error that names the path"))
 def test_every_fail_closed_start_says_why(root_sb):
     """The race above fails closed mostly in the mount phase; the same report
     path is exercised here without a race: a working directory under denyRead

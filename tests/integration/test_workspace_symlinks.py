@@ -10,8 +10,6 @@ as uid 65534 and checks that the workspace is exactly as before.
 """
 import os
 
-import pytest
-
 from helpers import own_tree
 from workspace_util import (assert_registry_clean, check, check_tools, private_registry,
                             snapshot, snapshot_diff)
@@ -126,27 +124,42 @@ def test_odd_protected_links_never_stop_cordon_from_starting(sb):
     assert snapshot(sb.ws) == before, snapshot_diff(before, snapshot(sb.ws))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the missing target of a protected symlink inside a write root is not "
-    "protected: with .zshrc -> dotfiles/zshrc (dotfiles/zshrc missing) `echo evil > "
-    ".zshrc` creates dotfiles/zshrc (expected EROFS), and with .claude -> dotfiles/claude "
-    "(no settings.json) `.claude/settings.json` is created; both stay on the host. "
-    "protect_path_depth() follows the link only when realpath() succeeds, so a dangling "
-    "link gets neither a placeholder nor a read-only parent"))
 def test_missing_targets_behind_protected_links_cannot_be_created(sb):
+    """A dangling protected link whose target would lie in a write root: the
+    missing target gets a placeholder, as a missing name at the top does (so
+    creating it through the link or directly fails: EROFS to write in it,
+    EEXIST to make it, since the name is taken), and it is gone after."""
     sb.mkdir("home/ws/dotfiles")
     sb.write("home/ws/dotfiles/claude/commands/c.md", "real command\n")
+    sb.write("home/ws/dotfiles/README", "mine\n")
     os.symlink("dotfiles/zshrc", os.path.join(sb.ws, ".zshrc"))
     os.symlink("dotfiles/claude", os.path.join(sb.ws, ".claude"))
+    os.symlink("dotfiles/missing/envrc", os.path.join(sb.ws, ".envrc"))
     own_tree(sb, sb.ws)
+    env, reg = private_registry(sb)
     before = snapshot(sb.ws)
     try:
         check(sb, [
             (["write", ".zshrc"], "EROFS"),
+            (["append", ".zshrc"], "EROFS"),
+            (["write", "dotfiles/zshrc"], "EROFS"),
+            (["read", ".zshrc"], "OK", ""),
+            (["unlink", "dotfiles/zshrc"], "EBUSY"),
             (["write", ".claude/settings.json", "{\"hooks\": \"evil\"}"], "EROFS"),
             (["write", ".claude/settings.local.json"], "EROFS"),
-            (["mkdir", ".claude/agents"], "EROFS"),
-        ])
+            (["mkdir", ".claude/agents"], "EEXIST"),       # the placeholder
+            (["write", ".claude/agents/x.md"], "EROFS"),
+            (["read", ".claude/commands/c.md"], "OK", "real command\n"),
+            (["write", ".claude/commands/c.md"], "EROFS"),
+            # Two levels missing: the first missing directory is the placeholder.
+            (["write", ".envrc"], "EROFS"),
+            (["mkdir", "dotfiles/missing"], "EEXIST"),
+            (["write", "dotfiles/missing/envrc"], "EROFS"),
+            # The rest of dotfiles stays writable.
+            (["write", "dotfiles/README", "changed\n"], "OK"),
+            (["write", "dotfiles/README", "mine\n"], "OK"),
+        ], env=env)
     finally:
         after = snapshot(sb.ws)
     assert after == before, snapshot_diff(before, after)
+    assert_registry_clean(reg)

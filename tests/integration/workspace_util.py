@@ -225,9 +225,7 @@ def file_ops(path, exists, content=None, decoy=None):
         (["unlink", decoy], "OK"),
     ]
     if exists:
-        # A placeholder is mode 0444: appending to it or truncating it fails
-        # with EACCES before the read-only mount is consulted
-        # (test_append_or_truncate_on_a_placeholder_is_erofs).
+        # (Placeholders too: test_append_or_truncate_on_a_placeholder_is_erofs.)
         e.insert(2, (["append", path], "EROFS"))
         e.insert(3, (["truncate", path], "EROFS"))
     return e

@@ -719,8 +719,8 @@ static const struct err_case err_cases[] = {
       "control" },
     { "stripRequestHeaders not a name", "{'network': {'stripRequestHeaders': ['x y']}}", EINVAL,
       "/network/stripRequestHeaders/0", "not a header name" },
-    { "transparent true", "{'network': {'transparent': true}}", ENOTSUP,
-      "/network/transparent", "not supported" },
+    { "transparent not a boolean", "{'network': {'transparent': 'yes'}}", EINVAL,
+      "/network/transparent", "expected a boolean, got a string" },
     { "hostPorts not empty", "{'network': {'hostPorts': [8080]}}", ENOTSUP,
       "/network/hostPorts", "not supported" },
     { "publishPorts not empty", "{'network': {'publishPorts': [3000]}}", ENOTSUP,
@@ -1162,8 +1162,8 @@ static void test_ignored_keys_noted(void **state)
 /* Unsupported keys are accepted only with the value that changes nothing in
  * cordon. requireHostMatch: cordon checks host consistency by default once
  * TLS interception exists, so true is inert and false (a relaxation) is
- * refused. transparent: capture does not exist yet, so only false (what
- * cordon does) is accepted; true would promise capture that does not happen. */
+ * refused. transparent, once refused unless false, is implemented: on by
+ * default, false turns DNS and capture off. */
 static void test_unsupported_default_require_host_match(void **state)
 {
     (void)state;
@@ -1182,10 +1182,14 @@ static void test_unsupported_default_transparent(void **state)
 {
     (void)state;
     cordon_policy *p = load_ok("{'network': {'transparent': false}}");
+    assert_false(p->net.transparent);
     cordon_policy_free(p);
-    char *json = jq("{'network': {'transparent': true}}");
-    expect_fail_raw(json, ENOTSUP, "/network/transparent", NULL);
-    free(json);
+    p = load_ok("{'network': {'transparent': true}}");
+    assert_true(p->net.transparent);
+    cordon_policy_free(p);
+    p = load_ok("{}");
+    assert_true(p->net.transparent); /* capture is on by default */
+    cordon_policy_free(p);
 }
 
 /* ---- path entries ------------------------------------------------------------ */

@@ -1,0 +1,983 @@
+"""Denials and live updates (issue 13): every denial arrives on the audit
+stream with the fields README "Audit records" lists, the exit summary and
+srt's <sandbox_violations> block show them, ignoreViolations hides lines
+from both (never from the audit), and --control-fd changes the network
+rules while the command runs.
+
+Each test runs cordon as root and as uid 65534 (the `sb` fixture). The
+harness's tree lives under the host's /tmp, which the sandbox replaces by a
+private tmpfs, so the settings list sb.base under allowRead: the tree is
+then visible read-only and a write to sb.outside is "a write outside the
+write roots" (EROFS). Network cases run in the egress lab (egress_lab.py;
+root only, as the other egress tests).
+
+What the code does, as these tests pin it down (src/sandbox/observe.c,
+src/harden/seccomp.c, src/audit/audit.c, src/cli/main.c, src/sandbox/run.c):
+  - a write-intent syscall is judged by the mount its object (or, for a
+    name that does not exist, the directory that would hold it) lies on: a
+    read-only mount makes an fs.deny record with op (the syscall's name as
+    libseccomp spells it), path (absolute, normalised), rule and pid (the
+    caller's pid on the host); nothing else is in the record;
+  - rule is "protected: NAME" (the last component of the protected path),
+    then "denyRead", "denyWrite", else "not in allowWrite";
+  - refused syscalls are answered by the listener: syscall.deny with
+    syscall, nr, errno (EPERM; ENOSYS for clone3) and pid; socket() and
+    socketpair() of AF_UNIX are recorded but never summarised;
+  - the summary counts network, write, syscall and other denials in that
+    order, names the first of each category, adds ", ..." when there are
+    more, and ends with "see the audit stream" when an audit stream is
+    open (--audit or --audit-fd), else "run with --audit FILE for every
+    record"; the block keeps at most 1000 lines, then "... and N more";
+  - policy.update records: allow with line, allowedDomains, deniedDomains;
+    deny with line and reason; a refused line is never in the summary.
+cordon runs here through run_cordon(), not Sandbox.run(), so that stderr
+(with the summary) is checked whole. Bugs found are strict xfails whose
+reason names the function at fault.
+"""
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from conftest import CORDON_BIN, SANITIZER_MARKERS
+from helpers import PY, own_tree, wait_for
+
+pytestmark = pytest.mark.skipif(platform.machine() != "x86_64",
+                                reason="syscall numbers below are x86_64's")
+
+TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+FS_KEYS = {"v", "ts", "event", "verdict", "op", "path", "rule", "pid"}
+SYS_KEYS = {"v", "ts", "event", "verdict", "syscall", "nr", "errno", "pid"}
+NOT_IN = "not in allowWrite"
+NOT_LISTED = "host is not on the allow list"
+DENY_LIST = "host is on the deny list"
+NO_ALLOW = "the request matches no allow rule for this host (requestRules[0])"
+SEE = "; see the audit stream\n"
+RUN_WITH = "; run with --audit FILE for every record\n"
+LIVE_ONLY = ("which cannot change while the command runs (only network.allowedDomains, "
+             "deniedDomains, deniedDomainReasons, deniedResolvedAddresses, strictAllowlist "
+             "and defaultPorts can)")
+
+O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND = 0o1, 0o2, 0o100, 0o1000, 0o2000
+AT_FDCWD = -100
+
+# Raw syscalls from python (ctypes), so that the op a record names does not
+# depend on which syscall libc picks: argv[1] is a JSON list of steps
+# [nr, arg...]; a string argument is a path, {"dir": P} a descriptor of
+# directory P, {"how": FLAGS, "mode": M} a struct open_how. Prints the errno
+# name of each step ("OK" on success).
+SYSPROBE = r'''
+import ctypes, errno, json, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+fds, keep = {}, []
+def arg(a):
+    if isinstance(a, str):
+        return ctypes.c_char_p(a.encode())
+    if isinstance(a, dict) and "dir" in a:
+        if a["dir"] not in fds:
+            fds[a["dir"]] = os.open(a["dir"], os.O_RDONLY | os.O_DIRECTORY)
+        return ctypes.c_long(fds[a["dir"]])
+    if isinstance(a, dict) and "how" in a:
+        how = (ctypes.c_uint64 * 3)(a["how"], a.get("mode", 0), 0)
+        keep.append(how)
+        return ctypes.byref(how)
+    if a is None:
+        return ctypes.c_void_p(None)
+    return ctypes.c_long(a)
+out = []
+for step in json.loads(sys.argv[1]):
+    ctypes.set_errno(0)
+    r = libc.syscall(ctypes.c_long(step[0]), *[arg(a) for a in step[1:]])
+    e = ctypes.get_errno()
+    if r >= 0 and step[0] in (2, 85, 257, 437, 425, 321):
+        os.close(r)
+    out.append("OK" if r >= 0 else errno.errorcode.get(e, str(e)))
+print(json.dumps(out))
+'''
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+def read_audit(path, complete=True):
+    """The records in an audit file, each checked for the common fields.
+    complete: the run has ended (run.start first, run.exit last)."""
+    recs = []
+    try:
+        with open(path) as f:
+            data = f.read()
+    except FileNotFoundError:
+        return recs
+    for line in data.split("\n")[:-1]:   # only whole lines
+        r = json.loads(line)
+        assert r["v"] == 1, r
+        assert TS_RE.match(r["ts"]), r
+        assert r["verdict"] in ("allow", "deny"), r
+        recs.append(r)
+    if complete:
+        assert recs and recs[0]["event"] == "run.start", recs
+        assert recs[-1]["event"] == "run.exit", recs
+        assert [r["event"] for r in recs].count("run.exit") == 1
+    return recs
+
+
+def events(recs, event):
+    return [r for r in recs if r["event"] == event]
+
+
+def fs_fields(recs):
+    return [(r["op"], r["path"], r["rule"]) for r in events(recs, "fs.deny")]
+
+
+def sys_fields(recs):
+    return [(r["syscall"], r["nr"], r["errno"]) for r in events(recs, "syscall.deny")]
+
+
+def no_sanitizer(text):
+    for m in SANITIZER_MARKERS:
+        assert m not in text, "sanitizer report:\n" + text
+
+
+def run_cordon(sb, args, lab=None, timeout=60, **kw):
+    """cordon ARGS as the sandbox's user (in the egress lab's network when
+    lab is given), stderr whole: the exit summary is what these tests check,
+    so they do not go through Sandbox.run, which may set it apart."""
+    argv = sb.argv(args)
+    if lab:
+        if lab.proc.poll() is not None:
+            raise RuntimeError("the egress lab is gone")
+        argv = lab.argv(argv)
+    p = subprocess.run(argv, cwd=sb.ws, env=sb.env(), capture_output=True, text=True,
+                       timeout=timeout, **kw)
+    no_sanitizer(p.stderr)
+    return p
+
+
+class World:
+    """Settings over the test's tree: the tree readable, the workspace the
+    only write root, outside/ holding files a command may not change."""
+
+    def __init__(self, sb):
+        self.sb = sb
+        self.ws = sb.ws
+        self.out = sb.outside
+        sb.write("outside/pub.txt", "public\n")
+        sb.write("outside/secret.txt", "SECRET-FILE\n")
+        sb.write("outside/closed/c.txt", "SECRET-C\n")
+        sb.mkdir("outside/empty")
+        sb.write("home/ws/mine.txt", "mine\n")
+        own_tree(sb, sb.outside)
+        sb.mkdir("logs")    # the caller's own: cordon opens its audit file there
+        self.n = 0
+        self.audit_path = None
+
+    def settings(self, extra=None, fs_extra=None, net=None):
+        fs = {"allowRead": [self.sb.base], "allowWrite": [self.ws],
+              "denyRead": [self.out + "/secret.txt", self.out + "/closed"]}
+        fs.update(fs_extra or {})
+        doc = {"network": net or {"allowedDomains": [], "deniedDomains": []}, "filesystem": fs}
+        doc.update(extra or {})
+        self.n += 1
+        return self.sb.settings(doc, name="violations-%d.json" % self.n), doc
+
+    def audit_file(self):
+        self.n += 1
+        self.audit_path = self.sb.path("logs", "audit-%d.jsonl" % self.n)
+        return self.audit_path
+
+    def run(self, settings, *cmd, opts=(), audit=True, **kw):
+        args = ["-s", settings]
+        if audit:
+            args += ["--audit", self.audit_file()]
+        return run_cordon(self.sb, args + list(opts) + ["--"] + list(cmd), **kw)
+
+    def sh(self, settings, script, opts=(), audit=True, **kw):
+        return self.run(settings, "/bin/sh", "-c", script, opts=opts, audit=audit, **kw)
+
+    def syscalls(self, settings, steps, opts=()):
+        p = self.run(settings, PY, "-c", SYSPROBE, json.dumps(steps), opts=opts)
+        assert p.returncode == 0, "rc=%d\n%s\n%s" % (p.returncode, p.stdout, p.stderr)
+        return json.loads(p.stdout.strip().splitlines()[-1]), p
+
+    def audit(self):
+        return read_audit(self.audit_path)
+
+
+@pytest.fixture
+def w(sb):
+    return World(sb)
+
+
+def lab_settings(lab, allow=(), deny=(), rules=None):
+    net = {"allowedDomains": list(allow), "deniedDomains": list(deny),
+           "dnsServers": ["127.0.0.1:%d" % lab.ports["dns"]]}
+    if rules is not None:
+        net["requestRules"] = rules
+    return net
+
+
+def lab_run(w, lab, settings, script, opts=(), audit=True, **kw):
+    """/bin/sh -c SCRIPT inside cordon, with the egress lab as the network."""
+    args = ["-s", settings]
+    if audit:
+        args += ["--audit", w.audit_file()]
+    return run_cordon(w.sb, args + list(opts) + ["--", "/bin/sh", "-c", script], lab=lab, **kw)
+
+
+def curl(url, *extra):
+    """A curl through the sandbox's proxy variables; prints the status code
+    (000 when the proxy refused a tunnel)."""
+    return "curl -s -o /dev/null -w '%%{http_code}\\n' --max-time 20 %s '%s'" % (
+        " ".join(extra), url)
+
+
+# ---------------------------------------------------------------------------
+# 1. writes outside the write roots: one fs.deny record per refused syscall
+
+def test_every_write_intent_syscall_outside_the_write_roots_is_recorded(w):
+    s, _ = w.settings()
+    o = w.out
+    d = {"dir": o}
+    rel = os.path.relpath(o, w.ws) + "/d3"   # ../../outside/d3 from the cwd
+    steps = [
+        ([257, AT_FDCWD, o + "/new1", O_WRONLY | O_CREAT | O_TRUNC, 0o644], "openat", o + "/new1"),
+        ([2, o + "/pub.txt", O_WRONLY | O_APPEND], "open", o + "/pub.txt"),
+        ([85, o + "/new2", 0o644], "creat", o + "/new2"),
+        ([437, d, "new3", {"how": O_WRONLY | O_CREAT, "mode": 0o644}, 24], "openat2",
+         o + "/new3"),
+        ([83, o + "/d1", 0o755], "mkdir", o + "/d1"),
+        ([258, d, "d2", 0o755], "mkdirat", o + "/d2"),
+        ([83, rel, 0o755], "mkdir", o + "/d3"),
+        ([84, o + "/empty"], "rmdir", o + "/empty"),
+        ([87, o + "/pub.txt"], "unlink", o + "/pub.txt"),
+        ([263, d, "pub.txt", 0], "unlinkat", o + "/pub.txt"),
+        ([82, o + "/pub.txt", o + "/p2"], "rename", o + "/pub.txt"),
+        ([316, d, "pub.txt", d, "p3", 0], "renameat2", o + "/pub.txt"),
+        ([86, o + "/pub.txt", o + "/h1"], "link", o + "/h1"),
+        ([265, AT_FDCWD, o + "/pub.txt", d, "h2", 0], "linkat", o + "/h2"),
+        ([88, "target", o + "/l1"], "symlink", o + "/l1"),
+        ([266, "target", d, "l2"], "symlinkat", o + "/l2"),
+        ([90, o + "/pub.txt", 0o600], "chmod", o + "/pub.txt"),
+        ([268, d, "pub.txt", 0o600], "fchmodat", o + "/pub.txt"),
+        ([92, o + "/pub.txt", -1, -1], "chown", o + "/pub.txt"),
+        ([94, o + "/pub.txt", -1, -1], "lchown", o + "/pub.txt"),
+        ([260, d, "pub.txt", -1, -1, 0], "fchownat", o + "/pub.txt"),
+        ([76, o + "/pub.txt", 0], "truncate", o + "/pub.txt"),
+        ([133, o + "/fifo1", 0o10600, 0], "mknod", o + "/fifo1"),
+        ([259, d, "fifo2", 0o10600, 0], "mknodat", o + "/fifo2"),
+    ]
+    res, p = w.syscalls(s, [st[0] for st in steps])
+    # The kernel still refuses each one: the listener only observes.
+    assert res == ["EROFS"] * len(steps)
+    recs = w.audit()
+    assert fs_fields(recs) == [(op, path, NOT_IN) for _, op, path in steps]
+    start = recs[0]
+    pids = set()
+    for r in events(recs, "fs.deny"):
+        assert set(r) == FS_KEYS, r
+        assert r["verdict"] == "deny"
+        pids.add(r["pid"])
+    # One python process made them all: one host pid, not the sandbox's init.
+    assert len(pids) == 1 and pids != {start["pid"]} and min(pids) > 1, (pids, start)
+    assert [r["event"] for r in recs] == ["run.start"] + ["fs.deny"] * len(steps) + ["run.exit"]
+    # Nothing outside changed.
+    assert sorted(os.listdir(o)) == ["closed", "empty", "pub.txt", "secret.txt"]
+    assert p.stderr == "cordon: blocked %d writes (%s/new1 (not in allowWrite), ...)%s" % (
+        len(steps), o, SEE)
+
+
+def test_write_from_real_tools_outside_and_under_deny_write(w):
+    s, _ = w.settings(fs_extra={"denyWrite": [w.ws + "/locked"]})
+    w.sb.mkdir("home/ws/locked")
+    p = w.sh(s, 'echo x > "%s/x.txt"; echo y >> /etc/cordon-probe; mkdir locked/sub; '
+             'touch locked/f; exit 0' % w.out)
+    assert p.returncode == 0
+    assert fs_fields(w.audit()) == [("openat", w.out + "/x.txt", NOT_IN),
+                                    ("openat", "/etc/cordon-probe", NOT_IN),
+                                    ("mkdir", w.ws + "/locked/sub", "denyWrite"),
+                                    ("openat", w.ws + "/locked/f", "denyWrite")]
+    assert "Read-only file system" in p.stderr
+
+
+def test_fs_deny_pid_is_the_callers_pid_on_the_host(w):
+    """The record's pid names the process on the host: its NSpid ends with
+    the pid the command sees inside."""
+    s, _ = w.settings()
+    audit = w.audit_file()
+    script = ('import ctypes, os, sys, time\n'
+              'try:\n    open(sys.argv[1] + "/x", "w")\nexcept OSError:\n    pass\n'
+              'ctypes.CDLL(None).unshare(0x10000000)\n'
+              'open("pid.tmp", "w").write(str(os.getpid())); os.rename("pid.tmp", "pid")\n'
+              'while not os.path.exists("go"):\n    time.sleep(0.01)\n')
+    p = w.sb.popen("-s", s, "--audit", audit, "--", PY, "-c", script, w.out,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                   start_new_session=True)
+    try:
+        assert wait_for(lambda: os.path.exists(os.path.join(w.ws, "pid")), 20)
+        inner = int(open(os.path.join(w.ws, "pid")).read())
+        recs = wait_for(lambda: [r for r in read_audit(audit, complete=False)
+                                 if r["event"] in ("fs.deny", "syscall.deny")], 10)
+        assert [r["event"] for r in recs] == ["fs.deny", "syscall.deny"], recs
+        assert recs[0]["pid"] == recs[1]["pid"]
+        with open("/proc/%d/status" % recs[0]["pid"]) as f:
+            nspid = [ln.split()[1:] for ln in f if ln.startswith("NSpid:")][0]
+        assert len(nspid) >= 2 and int(nspid[-1]) == inner, (nspid, inner)
+        open(os.path.join(w.ws, "go"), "w").close()
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    no_sanitizer(err)
+    assert p.returncode == 0, err
+
+
+# ---------------------------------------------------------------------------
+# 2. protected names in a repository workspace
+
+def git_repo(w):
+    subprocess.run(["git", "init", "-q", w.ws], check=True, capture_output=True)
+    own_tree(w.sb, w.ws)
+
+
+def test_protected_name_creation_is_recorded_with_its_rule(w):
+    git_repo(w)
+    s, _ = w.settings()
+    ws = w.ws
+    p = w.sh(s, 'touch .bashrc; echo "#!/bin/sh" > .git/hooks/pre-commit; echo x >> .git/config; '
+             'echo y > .envrc; rm -f .bashrc; mkdir .claude; exit 0')
+    assert p.returncode == 0
+    assert "touch: cannot touch '.bashrc': Read-only file system" in p.stderr
+    assert "cannot create .git/hooks/pre-commit: Read-only file system" in p.stderr
+    assert "rm: cannot remove '.bashrc': Device or resource busy" in p.stderr
+    recs = w.audit()
+    got = fs_fields(recs)
+    assert [(op, path) for op, path, _ in got] == [
+        ("openat", ws + "/.bashrc"),
+        ("openat", ws + "/.git/hooks/pre-commit"),
+        ("openat", ws + "/.git/config"),
+        ("openat", ws + "/.envrc"),
+        ("unlinkat", ws + "/.bashrc"),
+        ("mkdir", ws + "/.claude"),
+    ]
+    rules = [r for _, _, r in got]
+    assert rules[0] == rules[4] == "protected: .bashrc"
+    assert rules[3] == "protected: .envrc"
+    assert rules[5] == "protected: .claude"
+    assert all(r.startswith("protected: ") for r in rules), rules
+    for r in events(recs, "fs.deny"):
+        assert set(r) == FS_KEYS, r
+    # Nothing planted on the host.
+    assert not os.path.exists(ws + "/.git/hooks/pre-commit")
+    assert "x\n" not in open(ws + "/.git/config").read()
+
+
+def test_protected_rule_names_the_entry_as_the_readme_lists_it(w):
+    git_repo(w)
+    s, _ = w.settings()
+    w.sh(s, 'echo > .git/hooks/pre-commit; echo x >> .git/config; exit 0')
+    assert fs_fields(w.audit()) == [
+        ("openat", w.ws + "/.git/hooks/pre-commit", "protected: .git/hooks"),
+        ("openat", w.ws + "/.git/config", "protected: .git/config")]
+
+
+def test_creating_a_name_that_exists_is_not_a_denial(w):
+    git_repo(w)
+    s, _ = w.settings()
+    p = w.sh(s, 'mkdir -p .git/hooks && mkdir -p "$PWD/a/b" /etc && '
+             'python3 -c "import os; os.close(os.open(\'/etc/passwd\', os.O_RDONLY | os.O_CREAT))"')
+    assert p.returncode == 0, p.stderr
+    assert fs_fields(w.audit()) == []
+    assert p.stderr == ""
+
+
+# ---------------------------------------------------------------------------
+# 3. reads of denied paths: recorded only with a write-intent flag
+
+def test_write_intent_open_of_a_denied_file_is_recorded_and_a_plain_read_is_not(w):
+    s, _ = w.settings()
+    f, c = w.out + "/secret.txt", w.out + "/closed/c.txt"
+    steps = [
+        [257, AT_FDCWD, f, 0],                     # O_RDONLY: not recorded
+        [257, AT_FDCWD, c, 0],
+        [257, AT_FDCWD, f, O_RDWR],
+        [257, AT_FDCWD, c, O_RDWR],
+        [257, AT_FDCWD, f, O_WRONLY | O_APPEND],
+        [2, c, O_WRONLY | O_APPEND],
+        [2, f, 0],                                 # open(O_RDONLY): not recorded
+    ]
+    res, p = w.syscalls(s, steps)
+    assert res == ["EACCES"] * len(steps)
+    recs = w.audit()
+    assert fs_fields(recs) == [("openat", f, "denyRead"), ("openat", c, "denyRead"),
+                               ("openat", f, "denyRead"), ("open", c, "denyRead")]
+    for r in events(recs, "fs.deny"):
+        assert set(r) == FS_KEYS, r
+    assert "SECRET" not in p.stdout + p.stderr
+    # cat, a plain read: EACCES, no record and no summary.
+    p = w.run(s, "/bin/sh", "-c", 'cat "$1" "$2"; echo "rc=$?"', "sh", f, c)
+    assert p.stdout == "rc=1\n"
+    assert p.stderr == "cat: %s: Permission denied\ncat: %s: Permission denied\n" % (f, c)
+    assert [r["event"] for r in w.audit()] == ["run.start", "run.exit"]
+
+
+def test_read_only_openat2_is_not_recorded(w):
+    s, _ = w.settings()
+    res, p = w.syscalls(s, [[437, AT_FDCWD, "/etc/passwd", {"how": 0}, 24],
+                            [437, AT_FDCWD, w.out + "/secret.txt", {"how": 0}, 24]])
+    assert res == ["OK", "EACCES"]
+    assert fs_fields(w.audit()) == []
+    assert p.stderr == ""
+
+
+# ---------------------------------------------------------------------------
+# 4. refused syscalls
+
+def test_refused_syscalls_are_recorded_with_nr_errno_and_pid(w):
+    s, _ = w.settings()
+    steps = [
+        ([272, 0x10000000], ("unshare", 272, "EPERM")),            # unshare(CLONE_NEWUSER)
+        ([165, "none", "/mnt", "tmpfs", 0, None], ("mount", 165, "EPERM")),
+        ([425, 4, None], ("io_uring_setup", 425, "EPERM")),
+        ([435, None, 0], ("clone3", 435, "ENOSYS")),
+        ([321, 0, None, 0], ("bpf", 321, "EPERM")),
+        ([101, 0, 0, 0, 0], ("ptrace", 101, "EPERM")),              # PTRACE_TRACEME
+        ([250, 0, 0], ("keyctl", 250, "EPERM")),
+        ([166, "/proc", 0], ("umount2", 166, "EPERM")),
+    ]
+    res, p = w.syscalls(s, [st[0] for st in steps])
+    assert res == [st[1][2] for st in steps]
+    recs = w.audit()
+    assert sys_fields(recs) == [st[1] for st in steps]
+    pids = {r["pid"] for r in events(recs, "syscall.deny")}
+    assert len(pids) == 1 and pids != {recs[0]["pid"]}
+    for r in events(recs, "syscall.deny"):
+        assert set(r) == SYS_KEYS, r
+        assert r["verdict"] == "deny"
+    assert fs_fields(recs) == []
+    assert p.stderr == "cordon: blocked %d refused syscalls (unshare (EPERM), ...)%s" % (
+        len(steps), SEE)
+
+
+def test_unshare_tool_and_io_uring_probe_are_recorded(w):
+    s, _ = w.settings()
+    p = w.sh(s, 'unshare -U true; echo "rc=$?"')
+    assert p.stdout == "rc=1\n"
+    assert "unshare: unshare failed: Operation not permitted" in p.stderr
+    assert sys_fields(w.audit()) == [("unshare", 272, "EPERM")]
+    assert p.stderr.endswith("cordon: blocked 1 refused syscall (unshare (EPERM))" + SEE)
+    # The escape suite's probe (built next to cordon): an io_uring ring and
+    # TIOCSTI, each refused and seen.
+    built = os.path.join(os.path.dirname(os.path.abspath(CORDON_BIN)), "tests", "escape",
+                         "escape-probe")
+    if not os.access(built, os.X_OK):
+        pytest.skip("escape-probe is not built next to CORDON_BIN")
+    probe = os.path.join(w.sb.base, "bin", "escape-probe")
+    shutil.copy2(built, probe)
+    os.chmod(probe, 0o755)
+    p = w.run(s, probe, "io_uring-openat", "/etc/hostname")
+    assert p.stdout == "RESULT BLOCKED EPERM io_uring_setup\n"
+    assert sys_fields(w.audit()) == [("io_uring_setup", 425, "EPERM")]
+    p = w.run(s, probe, "tiocsti")
+    assert p.stdout == "RESULT BLOCKED EPERM\n"
+    assert sys_fields(w.audit()) == [("ioctl", 16, "EPERM")]
+    assert p.stderr == "cordon: blocked 1 refused syscall (ioctl (EPERM))" + SEE
+
+
+def test_unix_socket_probes_are_recorded_but_not_summarised(w):
+    s, _ = w.settings()
+    script = ("import socket\nfor f in (lambda: socket.socket(socket.AF_UNIX),\n"
+              "          lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)):\n"
+              "    try:\n        f(); print('OK')\n"
+              "    except OSError as e:\n        print(e.errno)\n")
+    for opts in ((), ("--violations-block",)):
+        p = w.run(s, PY, "-c", script, opts=opts)
+        assert p.stdout == "1\n1\n"
+        assert sys_fields(w.audit()) == [("socket", 41, "EPERM"), ("socketpair", 53, "EPERM")]
+        assert p.stderr == ""
+
+
+# ---------------------------------------------------------------------------
+# 5. network denials (egress lab)
+
+def test_network_denials_are_recorded(w, egress_lab):
+    rules = [{"host": "allowed.test", "allow": ["GET /ok"]}]
+    s, _ = w.settings(net=lab_settings(egress_lab, allow=["allowed.test"], deny=["denied.test"],
+                                       rules=rules))
+    script = "; ".join([
+        curl("http://evil.test/x"),
+        curl("https://evil.test/"),
+        curl("http://evil.test:8080/", "--socks5-hostname 127.0.0.1:1080"),
+        curl("http://denied.test/"),
+        curl("http://allowed.test/v1/files", "-X POST -d x"),
+        curl("http://allowed.test/ok"),
+    ])
+    p = lab_run(w, egress_lab, s, script, opts=("--violations-block",))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["403", "000", "000", "403", "403", "200"]
+    recs = w.audit()
+    den = [r for r in recs if r["verdict"] == "deny" and r["event"].startswith("net.")]
+    assert [(r["event"], r["host"], r["port"], r.get("via"), r.get("rule"), r["reason"])
+            for r in den] == [
+        ("net.connect", "evil.test", 80, "http", None, NOT_LISTED),
+        ("net.connect", "evil.test", 443, "connect", None, NOT_LISTED),
+        ("net.connect", "evil.test", 8080, "socks", None, NOT_LISTED),
+        ("net.connect", "denied.test", 80, "http", "denied.test", DENY_LIST),
+        ("net.request", "allowed.test", 80, None, "requestRules[0]", NO_ALLOW),
+    ]
+    q = den[4]
+    assert (q["method"], q["path"], q["status"]) == ("POST", "/v1/files", 403)
+    for r in den[:4]:
+        assert "address" not in r, r   # refused before any resolution
+    assert p.stderr == (
+        "<sandbox_violations>\n"
+        "deny network-outbound evil.test:80 (%s)\n"
+        "deny network-outbound evil.test:443 (%s)\n"
+        "deny network-outbound evil.test:8080 (%s)\n"
+        "deny network-outbound denied.test:80 (%s)\n"
+        "deny http-request POST allowed.test:80/v1/files (%s)\n"
+        "</sandbox_violations>\n" % (NOT_LISTED, NOT_LISTED, NOT_LISTED, DENY_LIST, NO_ALLOW))
+
+
+# ---------------------------------------------------------------------------
+# 6. the exit summary
+
+def test_summary_singular_forms_with_audit(w):
+    s, _ = w.settings()
+    p = w.sh(s, 'echo x > "%s/one"; unshare -U true; exit 0' % w.out)
+    lines = p.stderr.splitlines(True)
+    assert lines[-1] == ("cordon: blocked 1 write (%s/one (not in allowWrite)) and 1 refused "
+                         "syscall (unshare (EPERM))%s" % (w.out, SEE))
+    assert sum(ln.startswith("cordon: ") for ln in lines) == 1
+
+
+def test_summary_plural_three_categories_without_audit(w, egress_lab):
+    s, _ = w.settings(net=lab_settings(egress_lab))
+    o = w.out
+    script = ('exec 2>/dev/null; %s; %s; echo > %s/a; echo > %s/b; '
+              'unshare -U true; unshare -n true; exit 0'
+              % (curl("http://evil.test/"), curl("http://other.test:8080/"), o, o))
+    p = lab_run(w, egress_lab, s, script, audit=False)
+    assert p.returncode == 0
+    assert p.stderr == ("cordon: blocked 2 network requests (evil.test:80 (%s), ...), 2 writes "
+                        "(%s/a (not in allowWrite), ...) and 2 refused syscalls (unshare "
+                        "(EPERM), ...)%s" % (NOT_LISTED, o, RUN_WITH))
+
+
+def test_summary_with_audit_fd_says_see_the_audit_stream(w, egress_lab):
+    s, _ = w.settings(net=lab_settings(egress_lab))
+    path = w.sb.path("logs", "fd-audit.jsonl")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        p = lab_run(w, egress_lab, s, curl("http://evil.test/"), audit=False,
+                    opts=("--audit-fd", str(fd)), pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    assert p.stdout == "403\n", (p.returncode, p.stdout, p.stderr)
+    assert p.stderr == "cordon: blocked 1 network request (evil.test:80 (%s))%s" % (
+        NOT_LISTED, SEE)
+    recs = read_audit(path)
+    # curl's libc probes a unix socket (nscd): recorded, not summarised.
+    assert {r["syscall"] for r in events(recs, "syscall.deny")} <= {"socket"}
+    assert [(r["event"], r["verdict"]) for r in recs if r["event"] != "syscall.deny"] == [
+        ("run.start", "allow"), ("net.connect", "deny"), ("run.exit", "allow")]
+
+
+def test_summary_example_of_a_long_path_keeps_the_path_and_rule(w):
+    s, _ = w.settings()
+    long = w.out + "/" + "a" * 200
+    p = w.sh(s, 'exec 2>/dev/null; echo > "%s"; exit 0' % long)
+    assert p.stderr == "cordon: blocked 1 write (%s (not in allowWrite))%s" % (long, SEE)
+
+
+def test_no_denial_no_summary(w):
+    s, _ = w.settings()
+    for opts in ((), ("--violations-block",)):
+        p = w.sh(s, 'echo x > f && cat f /etc/hostname >/dev/null && rm f', opts=opts)
+        assert p.returncode == 0
+        assert p.stderr == ""
+        assert [r["event"] for r in w.audit()] == ["run.start", "run.exit"]
+
+
+# ---------------------------------------------------------------------------
+# 7. --violations-block
+
+def test_violations_block_is_exact(w):
+    git_repo(w)
+    s, _ = w.settings()
+    p = w.sh(s, 'exec 2>/dev/null; echo x > "%s/v"; touch .bashrc; unshare -U true; exit 5'
+             % w.out, opts=("--violations-block",))
+    assert p.returncode == 5
+    assert p.stderr == ("<sandbox_violations>\n"
+                        "deny openat %s/v (not in allowWrite)\n"
+                        "deny openat %s/.bashrc (protected: .bashrc)\n"
+                        "deny syscall unshare (EPERM)\n"
+                        "</sandbox_violations>\n" % (w.out, w.ws))
+
+
+def test_violations_block_keeps_1000_lines_and_counts_the_rest(w):
+    s, _ = w.settings()
+    script = ('exec 2>/dev/null; i=0; while [ $i -lt 1003 ]; do true > "%s/f$i"; '
+              'i=$((i+1)); done; exit 0' % w.out)
+    p = w.sh(s, script, opts=("--violations-block",))
+    assert p.returncode == 0
+    lines = p.stderr.splitlines()
+    assert lines[0] == "<sandbox_violations>" and lines[-1] == "</sandbox_violations>"
+    assert lines[1:1001] == ["deny openat %s/f%d (not in allowWrite)" % (w.out, i)
+                             for i in range(1000)]
+    assert lines[1001:-1] == ["... and 3 more"]
+    assert len(events(w.audit(), "fs.deny")) == 1003
+    p = w.sh(s, script)
+    assert p.stderr == "cordon: blocked 1003 writes (%s/f0 (not in allowWrite), ...)%s" % (
+        w.out, SEE)
+
+
+# ---------------------------------------------------------------------------
+# 8. ignoreViolations
+
+def test_ignore_violations_star_and_command_keys(w):
+    s, _ = w.settings(extra={"ignoreViolations": {
+        "*": ["/etc/"],                          # every command
+        "ignore-marker": ["unshare"],            # commands whose text holds it
+        "not-in-this-command": ["not in allowWrite"],
+    }})
+    script = ('exec 2>/dev/null; echo > /etc/cordon-x; echo > "%s/kept"; unshare -U true; '
+              'exit 0 # ignore-marker' % w.out)
+    p = w.sh(s, script, opts=("--violations-block",))
+    assert p.stderr == ("<sandbox_violations>\ndeny openat %s/kept (not in allowWrite)\n"
+                        "</sandbox_violations>\n" % w.out)
+    full = [("openat", "/etc/cordon-x", NOT_IN), ("openat", w.out + "/kept", NOT_IN)]
+    assert fs_fields(w.audit()) == full
+    assert sys_fields(w.audit()) == [("unshare", 272, "EPERM")]
+    p = w.sh(s, script)
+    assert p.stderr == "cordon: blocked 1 write (%s/kept (not in allowWrite))%s" % (w.out, SEE)
+    assert fs_fields(w.audit()) == full
+    assert sys_fields(w.audit()) == [("unshare", 272, "EPERM")]
+    # Without the marker in the command, its key does not apply.
+    p = w.sh(s, script.replace(" # ignore-marker", ""))
+    assert p.stderr == ("cordon: blocked 1 write (%s/kept (not in allowWrite)) and 1 refused "
+                        "syscall (unshare (EPERM))%s" % (w.out, SEE))
+
+
+def test_ignore_everything_prints_nothing_and_keeps_the_audit(w):
+    s, _ = w.settings(extra={"ignoreViolations": {"*": ["deny "]}})
+    for opts in ((), ("--violations-block",)):
+        p = w.sh(s, 'exec 2>/dev/null; echo > "%s/x"; unshare -U true; exit 0' % w.out,
+                 opts=opts)
+        assert p.stderr == ""
+        recs = w.audit()
+        assert fs_fields(recs) == [("openat", w.out + "/x", NOT_IN)]
+        assert sys_fields(recs) == [("unshare", 272, "EPERM")]
+
+
+# ---------------------------------------------------------------------------
+# 9. many writes in the workspace: observed, never recorded
+
+def test_many_workspace_writes_make_no_records(w):
+    s, _ = w.settings()
+    script = (
+        "import os\n"
+        "os.mkdir('many')\n"
+        "for i in range(2000):\n"
+        "    with open('many/f%d' % i, 'w') as f:\n"
+        "        f.write('x' * 10)\n"
+        "for i in range(0, 2000, 2):\n"
+        "    with open('many/f%d' % i, 'a') as f:\n"
+        "        f.write('y')\n"
+        "    os.rename('many/f%d' % i, 'many/g%d' % i)\n"
+        "    os.chmod('many/g%d' % i, 0o600)\n"
+        "for n in os.listdir('many'):\n"
+        "    os.unlink('many/' + n)\n"
+        "os.rmdir('many')\n"
+        "os.symlink('mine.txt', 'ln'); os.link('mine.txt', 'hl'); os.truncate('hl', 0)\n"
+        "os.unlink('ln'); os.unlink('hl')\n"
+        "print('done')\n")
+    p = w.run(s, PY, "-c", script)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "done\n", "")
+    assert [r["event"] for r in w.audit()] == ["run.start", "run.exit"]
+    assert sorted(os.listdir(w.ws)) == ["mine.txt"]
+
+
+# ---------------------------------------------------------------------------
+# 10. --control-fd
+
+class Running:
+    """cordon started in the background with a control pipe; stdout and
+    stderr go to files (no pipe to fill)."""
+
+    def __init__(self, w, args, lab=None):
+        self.w = w
+        ctl_fd, self.ctl = os.pipe()
+        self.ctl_fd = ctl_fd
+        self.audit = w.audit_file()
+        argv = w.sb.argv(["--audit", self.audit, "--control-fd", str(ctl_fd)] + list(args))
+        if lab:
+            argv = lab.argv(argv)
+        self.out_path, self.err_path = w.sb.path("run.out"), w.sb.path("run.err")
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.p = subprocess.Popen(argv, cwd=w.ws, env=w.sb.env(), stdin=subprocess.DEVNULL,
+                                      stdout=out, stderr=err, pass_fds=(ctl_fd,),
+                                      start_new_session=True)
+        os.close(ctl_fd)
+
+    def send(self, line, end="\n"):
+        data = (line + end).encode()
+        while data:
+            data = data[os.write(self.ctl, data):]
+
+    def close(self):
+        os.close(self.ctl)
+        self.ctl = -1
+
+    def records(self, event=None):
+        recs = read_audit(self.audit, complete=False)
+        return [r for r in recs if event is None or r["event"] == event]
+
+    def wait_records(self, event, n, timeout=20):
+        got = wait_for(lambda: len(self.records(event)) >= n or self.p.poll() is not None,
+                       timeout)
+        assert got and len(self.records(event)) >= n, (self.p.poll(), self.records(),
+                                                        self.stdout(), self.stderr())
+        return self.records(event)
+
+    def stderr(self):
+        with open(self.err_path) as f:
+            return f.read()
+
+    def stdout(self):
+        with open(self.out_path) as f:
+            return f.read()
+
+    def finish(self, timeout=30):
+        if self.ctl >= 0:
+            self.close()
+        try:
+            self.p.wait(timeout)
+        finally:
+            if self.p.poll() is None:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+        no_sanitizer(self.stderr())
+        return self.p.returncode
+
+    def kill(self):
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGKILL)
+            self.p.wait()
+        if self.ctl >= 0:
+            self.close()
+
+
+def wait_file(path, timeout=20):
+    assert wait_for(lambda: os.path.exists(path), timeout), "no " + path
+    with open(path) as f:
+        return f.read()
+
+
+# The client inside: one HTTP connection to the proxy, kept alive, one
+# request per phase, each phase started by a file go-N the test creates;
+# answers in res-N (status, X-Proxy-Error, the connection's local port).
+LIVE_CLIENT = r'''
+import http.client, json, os, sys, time
+print(json.dumps(sorted(os.listdir("/proc/self/fd"), key=int)), flush=True)
+conn = http.client.HTTPConnection("127.0.0.1", 3128, timeout=20)
+for i in range(1, int(sys.argv[1]) + 1):
+    while not os.path.exists("go-%d" % i):
+        time.sleep(0.01)
+    conn.request("GET", "http://allowed.test/live-%d" % i, headers={"Host": "allowed.test"})
+    port = conn.sock.getsockname()[1]
+    r = conn.getresponse()
+    r.read()
+    res = {"status": r.status, "err": r.getheader("X-Proxy-Error"), "port": port}
+    if r.will_close:
+        conn.close()
+    with open("res-%d.tmp" % i, "w") as f:
+        json.dump(res, f)
+    os.rename("res-%d.tmp" % i, "res-%d" % i)
+'''
+
+
+def test_control_fd_allows_a_host_mid_run_then_denies_it_again(w, egress_lab):
+    base = lab_settings(egress_lab)
+    s, doc = w.settings(net=dict(base))
+
+    def line(allow=(), deny=()):
+        d = json.loads(json.dumps(doc))
+        d["network"]["allowedDomains"] = list(allow)
+        d["network"]["deniedDomains"] = list(deny)
+        return json.dumps(d)
+
+    since = egress_lab.mark()
+    run = Running(w, ["-s", s, "--", "/bin/sh", "-c",
+                      'ls /proc/self/fd; exec "$0" -c "$1" 6', PY, LIVE_CLIENT],
+                  lab=egress_lab)
+    try:
+        def phase(i):
+            open(os.path.join(w.ws, "go-%d" % i), "w").close()
+            return json.loads(wait_file(os.path.join(w.ws, "res-%d" % i)))
+
+        # 1. nothing allowed yet
+        r1 = phase(1)
+        assert (r1["status"], r1["err"]) == (403, "blocked-by-allowlist"), r1
+        # 2. allow allowed.test; once the update is recorded, it is in force
+        run.send(line(allow=["allowed.test"]))
+        up = run.wait_records("policy.update", 1)
+        assert up[0] == {**up[0], "verdict": "allow", "line": 1,
+                         "allowedDomains": ["allowed.test"], "deniedDomains": []}, up
+        assert set(up[0]) == {"v", "ts", "event", "verdict", "line", "allowedDomains",
+                              "deniedDomains"}
+        r2 = phase(2)
+        assert (r2["status"], r2["err"]) == (200, None), r2
+        r3 = phase(3)                      # the same connection, kept alive
+        assert (r3["status"], r3["port"]) == (200, r2["port"]), (r2, r3)
+        # 3. deny it again: the next request on the kept-alive connection
+        run.send(line(deny=["allowed.test"]))
+        up = run.wait_records("policy.update", 2)
+        assert (up[1]["verdict"], up[1]["line"], up[1]["allowedDomains"],
+                up[1]["deniedDomains"]) == ("allow", 2, [], ["allowed.test"]), up
+        r4 = phase(4)
+        assert (r4["status"], r4["err"], r4["port"]) == (403, "blocked-by-denylist",
+                                                         r2["port"]), (r2, r4)
+        # 4. refused lines change nothing
+        fs_change = json.loads(line(allow=["allowed.test"]))
+        fs_change["filesystem"]["allowWrite"].append(w.out)
+        run.send(json.dumps(fs_change))
+        run.send('{"network": ')
+        up = run.wait_records("policy.update", 4)
+        r5 = phase(5)
+        assert (r5["status"], r5["err"]) == (403, "blocked-by-denylist"), r5
+        r6 = phase(6)
+        assert (r6["status"], r6["err"]) == (403, "blocked-by-denylist"), r6
+        rc = run.finish()
+    finally:
+        run.kill()
+    assert rc == 0, run.stderr()
+    # The control descriptor never entered the sandbox: the shell's ls sees
+    # 0, 1, 2 and its own directory descriptor; python's listing likewise.
+    out = run.stdout().splitlines()
+    assert out[:4] == ["0", "1", "2", "3"], out
+    assert json.loads(out[4]) == ["0", "1", "2", "3"], out
+    assert (up[2]["verdict"], up[2]["line"], up[2]["reason"]) == ("deny", 3, "changes filesystem")
+    assert (up[3]["verdict"], up[3]["line"]) == ("deny", 4)
+    assert up[3]["reason"].startswith("control line 4:") and "invalid JSON" in up[3]["reason"]
+    assert set(up[3]) == {"v", "ts", "event", "verdict", "line", "reason"}
+    err = run.stderr()
+    assert ("cordon: warning: --control-fd: line 3 refused: it changes filesystem, %s\n"
+            % LIVE_ONLY) in err
+    assert "cordon: warning: --control-fd: refused: %s\n" % up[3]["reason"] in err
+    # The origin saw exactly the two allowed requests.
+    seen = [e["line"] for e in egress_lab.events(since, srv="http", ev="request")]
+    assert seen == ["GET /live-2 HTTP/1.1", "GET /live-3 HTTP/1.1"], seen
+    recs = read_audit(run.audit)
+    den = [(r["event"], r["host"], r["reason"]) for r in recs
+           if r["verdict"] == "deny" and r["event"].startswith("net.")]
+    assert len(den) == 4 and den[0] == ("net.connect", "allowed.test", NOT_LISTED), den
+    assert all(d[1:] == ("allowed.test", DENY_LIST) for d in den[1:]), den
+    # The summary counts the four refused requests, never the refused lines.
+    assert err.endswith("cordon: blocked 4 network requests (allowed.test:80 (%s), ...)%s"
+                        % (NOT_LISTED, SEE)), err
+
+
+def test_refused_control_lines_leave_the_exit_status_and_make_deny_records(w):
+    s, doc = w.settings()
+    flag_path = w.out + "/pub.txt"
+    run = Running(w, ["-s", s, "--deny-read", flag_path, "--", "/bin/sh", "-c",
+                      'ls /proc/self/fd; while [ ! -e done ]; do sleep 0.02; done; exit 3'])
+    try:
+        same = json.loads(json.dumps(doc))
+        same["network"]["allowedDomains"] = ["a.test"]
+        with_flag = json.loads(json.dumps(same))
+        # A line far longer than one read (3000 entries, about 60 KB).
+        many = ["h%d.example.test" % i for i in range(3000)]
+        with_flag["network"]["allowedDomains"] = many
+        with_flag["filesystem"]["denyRead"].append(flag_path)
+        private = json.loads(json.dumps(with_flag))
+        private["network"]["allowPrivateAddresses"] = True
+        run.send(json.dumps(same))                       # lacks the flag's denyRead
+        run.send(json.dumps(private))
+        run.send("{nope")
+        run.send(json.dumps({"network": {"allowedDomains": "a.test"}}))
+        # Everything as in force; the last line has no newline: read at EOF.
+        run.send(json.dumps(with_flag), end="")
+        run.close()
+        up = run.wait_records("policy.update", 5)
+        open(os.path.join(w.ws, "done"), "w").close()
+        rc = run.finish()
+    finally:
+        run.kill()
+    assert rc == 3
+    assert run.stdout() == "0\n1\n2\n3\n"
+    assert [(r["verdict"], r["line"]) for r in up] == [("deny", 1), ("deny", 2), ("deny", 3),
+                                                       ("deny", 4), ("allow", 5)]
+    assert up[0]["reason"] == "changes filesystem"
+    assert up[1]["reason"] == "changes network.allowPrivateAddresses"
+    assert up[2]["reason"].startswith("control line 3:1:") and "invalid JSON" in up[2]["reason"]
+    assert up[3]["reason"].startswith("control line 4") and \
+        "/network/allowedDomains" in up[3]["reason"], up[3]
+    assert (up[4]["allowedDomains"], up[4]["deniedDomains"]) == (many, [])
+    err = run.stderr().splitlines(True)
+    assert err == [
+        "cordon: warning: --control-fd: line 1 refused: it changes filesystem, %s\n" % LIVE_ONLY,
+        "cordon: warning: --control-fd: line 2 refused: it changes "
+        "network.allowPrivateAddresses, %s\n" % LIVE_ONLY,
+        "cordon: warning: --control-fd: refused: %s\n" % up[2]["reason"],
+        "cordon: warning: --control-fd: refused: %s\n" % up[3]["reason"],
+    ], err
+
+
+def test_control_fd_on_a_regular_file_is_read(w):
+    s, doc = w.settings()
+    same = json.loads(json.dumps(doc))
+    same["network"]["allowedDomains"] = ["a.test"]
+    ctl = w.sb.write("ctl.jsonl", json.dumps(same) + "\n")
+    fd = os.open(ctl, os.O_RDONLY)
+    try:
+        p = w.sh(s, "sleep 0.3", opts=("--control-fd", str(fd)), pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    assert p.returncode == 0
+    up = events(w.audit(), "policy.update")
+    assert [(r["verdict"], r["line"]) for r in up] == [("allow", 1)], p.stderr
+
+
+# ---------------------------------------------------------------------------
+# 11. symlinks: the record follows what the kernel refuses
+
+def test_write_to_dev_stdout_is_not_a_denial(w):
+    s, _ = w.settings()
+    # The pipe is made inside, so that it is the caller's own (reopening
+    # through /proc/self/fd needs access to the pipe's inode).
+    p = w.sh(s, '{ echo out > /dev/stdout; echo err > /dev/stderr; } 2>&1 | cat')
+    assert (p.returncode, p.stdout) == (0, "out\nerr\n")
+    assert fs_fields(w.audit()) == []
+    assert p.stderr == ""
+
+
+def test_write_through_a_workspace_symlink_is_recorded(w):
+    s, _ = w.settings()
+    os.symlink("/etc/cordon-new", os.path.join(w.ws, "l1"))
+    os.symlink(w.out + "/pub.txt", os.path.join(w.ws, "l2"))
+    os.symlink(w.out, os.path.join(w.ws, "l3"))
+    p = w.sh(s, 'echo > l1; echo >> l2; echo > l3/new; exit 0')
+    assert p.stderr.count("Read-only file system") == 3, p.stderr
+    # The path as the command named it; a dangling link's target as well.
+    recs = events(w.audit(), "fs.deny")
+    assert fs_fields(recs) == [("openat", w.ws + "/l1", NOT_IN),
+                               ("openat", w.ws + "/l2", NOT_IN),
+                               ("openat", w.ws + "/l3/new", NOT_IN)]
+    assert [r.get("target") for r in recs] == ["/etc/cordon-new", None, None]
+
+
+def test_fchmodat2_is_observed(w):
+    s, _ = w.settings()
+    res, _ = w.syscalls(s, [[452, AT_FDCWD, w.out + "/pub.txt", 0o600, 0]])
+    if res == ["ENOSYS"]:
+        pytest.skip("kernel without fchmodat2")
+    assert res == ["EROFS"]
+    assert fs_fields(w.audit()) == [("fchmodat2", w.out + "/pub.txt", NOT_IN)]
