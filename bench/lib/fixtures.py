@@ -1,7 +1,8 @@
 """Fixtures for bench/run: a directory of 300 git repositories, a small C
-project, and an empty working directory. They live under bench/out/fx (never
-under /tmp: cordon and bwrap give the sandbox a private /tmp) and are made
-once; a stamp file records the parameters they were made with."""
+project, an empty working directory, and the certificates of the loopback
+HTTPS server. They live under bench/out/fx (never under /tmp: cordon and
+bwrap give the sandbox a private /tmp) and are made once; a stamp file
+records the parameters they were made with."""
 
 import os
 import shutil
@@ -106,3 +107,41 @@ static int helper_{j}(const int *v, int n)
                 "clean:\n\trm -f $(OBJS) app\n")
     _write_stamp(d, stamp)
     return d
+
+
+TLS_NAME = "bench.test"
+TLS_CA_CN = "cordon bench CA"
+
+
+def tls(fx):
+    """A CA and a server certificate it signed (ECDSA P-256, as cordon's own
+    leaves) for the loopback HTTPS server: subjectAltName bench.test and
+    127.0.0.1. Returns {"ca", "cert", "key"} paths (the CA's key is kept only
+    for remaking the set)."""
+    d = os.path.join(fx, "tls")
+    stamp = f"tls {TLS_NAME} v1"
+    paths = {"ca": os.path.join(d, "ca.pem"), "cert": os.path.join(d, "server.pem"),
+             "key": os.path.join(d, "server.key")}
+    if _stamp_ok(d, stamp):
+        return paths
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+
+    def ossl(*args):
+        r = subprocess.run(["openssl", *args], cwd=d, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(args)}: {r.stdout.strip()}")
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ossl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "3650",
+         "-subj", f"/CN={TLS_CA_CN}", "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    ossl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={TLS_NAME}")
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                f"extendedKeyUsage=serverAuth\nsubjectAltName=DNS:{TLS_NAME},IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "server.pem", "-days", "3650", "-extfile", "server.ext")
+    _write_stamp(d, stamp)
+    return paths

@@ -7,10 +7,10 @@ order rotated by r), so that drifts of the machine fall on every tool alike.
 Any tool that fails stops the whole run with a message naming it: a partial
 table is never written.
 
-Adding a row (interception, transparent capture, ...): add the tool's command
-to the `rows` of the measurement it belongs to (or a new measure_* function
-listed in MEASUREMENTS), and describe it in report.py's tables; report.py
-prints whatever rows the raw files hold.
+Adding a row: add the tool's command to the `rows` of the measurement it
+belongs to (or a new measure_* function listed in MEASUREMENTS, as the TLS
+interception and transparent-capture sections are), and describe it in
+report.py's tables; report.py prints whatever rows the raw files hold.
 """
 
 import argparse
@@ -32,11 +32,13 @@ import fixtures  # noqa: E402
 FULL = dict(startup_iters=40, layers_iters=150, repos_iters=10, dl_bytes=1 << 30, dl_rounds=5,
             seq_n=1000, seq_rounds=3, conc_clients=100, conc_n=3000, conc_rounds=3,
             tunnels=1000, build_iters=5, cg_n=2000, cg_n_slow=200, perf=True, warmup=1,
-            writes_n=2000, writes_iters=30)
+            writes_n=2000, writes_iters=30, tls_dl_bytes=256 << 20, tls_seq_n=300,
+            tls_seq_rounds=3)
 QUICK = dict(startup_iters=5, layers_iters=10, repos_iters=1, dl_bytes=128 << 20, dl_rounds=1,
              seq_n=200, seq_rounds=1, conc_clients=100, conc_n=500, conc_rounds=1,
              tunnels=1000, build_iters=1, cg_n=200, cg_n_slow=20, perf=False, warmup=0,
-             writes_n=2000, writes_iters=5)
+             writes_n=2000, writes_iters=5, tls_dl_bytes=64 << 20, tls_seq_n=100,
+             tls_seq_rounds=1)
 
 
 class Failed(Exception):
@@ -115,11 +117,11 @@ class Bench:
         with open(os.path.join(self.raw, name + ".json"), "w") as f:
             json.dump(data, f, indent=1)
 
-    def run(self, argv, what, cwd=None, timeout=600, input_=None):
+    def run(self, argv, what, cwd=None, timeout=600, input_=None, env=None):
         """Run argv, return stdout; stop everything if it fails."""
         try:
             r = subprocess.run(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, timeout=timeout, input=input_,
+                               text=True, timeout=timeout, input=input_, env=env,
                                stdin=None if input_ is not None else subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise Failed(f"{what}: timed out after {timeout} s: {shlex.join(argv)}")
@@ -137,6 +139,18 @@ class Bench:
 
     def srt_argv(self, shell, settings):
         return [self.node, self.srt_cli, "--settings", settings, "-c", shell]
+
+    # srt starts the command once its two socat relays listen, or after
+    # 0.3 s when they do not yet (RELAYS_LISTEN in linux-sandbox-utils.js);
+    # on a busy machine the client then finds nothing on 127.0.0.1:3128
+    # ("Connection refused"). The network rows measure the proxy, not that
+    # race, so they wait until it answers (any answer); the client's own
+    # numbers do not include the wait.
+    SRT_READY = ('i=0; until curl -s -o /dev/null --max-time 5 "$HTTP_PROXY"; do '
+                 'i=$((i+1)); [ $i -lt 200 ] || break; sleep 0.05; done; ')
+
+    def srt_net_argv(self, shell, settings):
+        return self.srt_argv(self.SRT_READY + shell, settings)
 
     def allow(self):
         return ["--allow-domain", f"127.0.0.1:{self.port}"]
@@ -178,16 +192,23 @@ class Bench:
         pf = os.path.join(self.out, "benchsrv.port")
         if os.path.exists(pf):
             os.unlink(pf)
-        self.server = subprocess.Popen([os.path.join(self.bin, "benchsrv"), pf],
+        try:
+            self.tls = fixtures.tls(self.fx)
+        except RuntimeError as e:
+            raise Failed(f"the test CA for the HTTPS rows: {e}")
+        self.server = subprocess.Popen([os.path.join(self.bin, "benchsrv"), pf,
+                                        self.tls["cert"], self.tls["key"]],
                                        stdin=subprocess.DEVNULL)
         for _ in range(100):
-            if os.path.exists(pf) and open(pf).read().strip():
-                self.port = int(open(pf).read())
+            ports = open(pf).read().split() if os.path.exists(pf) else []
+            if len(ports) == 2:
+                self.port, self.tls_port = int(ports[0]), int(ports[1])
                 break
             time.sleep(0.02)
         else:
             raise Failed("benchsrv did not start")
         self.target = f"127.0.0.1:{self.port}"
+        self.tls_target = f"127.0.0.1:{self.tls_port}"
         # srt's settings: the equivalent of cordon's default policy (same
         # denyRead list, the working directory writable), and the same plus
         # the loopback test server for the network rows.
@@ -206,6 +227,51 @@ class Bench:
         self.srt_net = os.path.join(self.out, "srt-settings-net.json")
         with open(self.srt_net, "w") as f:
             json.dump(base, f, indent=1)
+        self.tls_settings(pol, base)
+
+    def tls_settings(self, pol, srt_base):
+        """Settings of the interception and capture rows. cordon's are its
+        effective default policy (--print-policy, as the other rows run
+        with) plus the network keys each row needs, so that its rows differ
+        only in those; srt's are the network rows' settings with the HTTPS
+        port allowed instead, with and without tlsTerminate. Both proxies
+        trust the test CA for upstream TLS: cordon through
+        network.upstreamCaFile, srt's Node through NODE_EXTRA_CA_CERTS."""
+        def write(name, doc):
+            path = os.path.join(self.out, name)
+            with open(path, "w") as f:
+                json.dump(doc, f, indent=1)
+            return path
+
+        def cordon(allowed, **net):
+            doc = json.loads(json.dumps(pol))
+            doc["network"]["allowedDomains"] = allowed
+            doc["network"].update(net)
+            return doc
+
+        ca = self.tls["ca"]
+        self.cordon_tls_connect = write(
+            "cordon-settings-tls.json", cordon([self.tls_target], upstreamCaFile=ca))
+        self.cordon_tls_intercept = write(
+            "cordon-settings-tls-intercept.json",
+            cordon([self.tls_target], upstreamCaFile=ca, tlsTerminate={}))
+        # Capture needs a name (inside, 127.0.0.1 is the sandbox's own
+        # loopback): bench.test stands for the host's 127.0.0.1
+        # (network.hosts), and the IP entries let that loopback address
+        # past the resolved-address guard, as the other rows' entries do.
+        name = fixtures.TLS_NAME
+        self.cap_host = f"{name}:{self.port}"
+        self.cap_tls_host = f"{name}:{self.tls_port}"
+        self.cordon_capture = write(
+            "cordon-settings-capture.json",
+            cordon([self.cap_host, self.cap_tls_host, self.target, self.tls_target],
+                   hosts={name: "127.0.0.1"}, transparent=True))
+        srt = json.loads(json.dumps(srt_base))
+        srt["network"]["allowedDomains"] = [self.tls_target]
+        self.srt_tls_connect = write("srt-settings-tls.json", srt)
+        srt["network"]["tlsTerminate"] = {}
+        self.srt_tls_intercept = write("srt-settings-tls-intercept.json", srt)
+        self.srt_env = dict(os.environ, NODE_EXTRA_CA_CERTS=ca)
 
     def stop_server(self):
         if self.server and self.server.poll() is None:
@@ -348,7 +414,7 @@ class Bench:
             ("cordon", self.cordon_argv(["curl", "-sS", "--noproxy", "", "-p", "-x",
                                          "http://127.0.0.1:3128", "-o", "/dev/null", "-w", w,
                                          url], self.allow())),
-            ("srt", self.srt_argv(f"exec curl -sS --noproxy '' -p -x \"$HTTP_PROXY\" "
+            ("srt", self.srt_net_argv(f"exec curl -sS --noproxy '' -p -x \"$HTTP_PROXY\" "
                                   f"-o /dev/null -w '{w}' {url}", self.srt_net)),
         ]
 
@@ -375,10 +441,10 @@ class Bench:
             ("cordon, CONNECT", self.cordon_argv(
                 [cli, what, "-m", "connect", "-t", tgt, "-x", "http://127.0.0.1:3128", *args],
                 self.allow())),
-            ("srt, plain HTTP", self.srt_argv(
+            ("srt, plain HTTP", self.srt_net_argv(
                 f"exec {q([cli, what, '-m', 'http', '-t', tgt])} -x \"$HTTP_PROXY\" {q(args)}",
                 self.srt_net)),
-            ("srt, CONNECT", self.srt_argv(
+            ("srt, CONNECT", self.srt_net_argv(
                 f"exec {q([cli, what, '-m', 'connect', '-t', tgt])} -x \"$HTTP_PROXY\" {q(args)}",
                 self.srt_net)),
         ]
@@ -409,6 +475,253 @@ class Bench:
 
         self.save("concurrent", {"clients": c, "n": n, "rounds": k,
                                  "runs": self.rounds(rows, k, one)})
+
+    # TLS interception and transparent capture -------------------------------
+
+    PROXY = "http://127.0.0.1:3128"
+
+    def check_issuer(self, what, name, issuer):
+        """A row named "intercepted" must have been shown a certificate of
+        the proxy's CA, every other HTTPS row the test server's own: a proxy
+        that silently tunnelled (or intercepted) would measure something else."""
+        if issuer is None:
+            raise Failed(f"{what}, {name}: no certificate in the client's output")
+        ours = fixtures.TLS_CA_CN in issuer
+        if ("intercepted" in name) == ours:
+            want = "the proxy's CA" if "intercepted" in name else fixtures.TLS_CA_CN
+            raise Failed(f"{what}, {name}: the certificate was issued by {issuer!r}, "
+                         f"expected {want}")
+
+    def download_rounds(self, what, rows, size, n, startups):
+        """rows: [(name, argv, env or None, https, start-up label or None)],
+        each a curl writing curl_w() (and, for HTTPS, the certificate chain
+        after it); startups: {label: (argv, env)}, the same sandbox running
+        `true`, interleaved with the rows (one run per round). Returns
+        ({name: [bytes per second...]}, {name: [CPU seconds...]}): the CPU
+        time of every process the run started (curl, the sandbox's
+        supervisor, proxy, init and relays, whoever reaps them; not the
+        server), counted by `perf stat -e task-clock` (an inherited counter,
+        as timeit's), less that of the same round's start-up run of its
+        sandbox; no CPU when perf is missing."""
+        cpu, boot = {}, {}
+        extra = [(label, argv, env, None, None) for label, (argv, env) in startups.items()]
+        tmp = os.path.join(self.raw, "task-clock.tmp")
+        perf = shutil.which("perf")
+
+        def one(row):
+            name, argv, env, https, _ = row
+            if perf:
+                argv = [perf, "stat", "-x", ",", "-e", "task-clock", "-o", tmp, "--", *argv]
+            out = self.run(argv, f"{what} through {name}" if https is not None else
+                           f"{what}: start-up of {name}", cwd=self.empty, env=env)
+            c = None
+            if perf:
+                with open(tmp) as f:
+                    for ln in f:
+                        v = ln.split(",")
+                        if len(v) > 2 and v[2].startswith("task-clock") and v[0] not in (
+                                "<not counted>", "<not supported>"):
+                            c = float(v[0]) / 1000
+                os.unlink(tmp)
+            if https is None:
+                boot.setdefault(name, []).append(c)
+                return None
+            cpu.setdefault(name, []).append(c)
+            first, _, rest = out.partition("\n")
+            f = first.split()
+            if len(f) != 3 or f[0] != "200" or int(f[1]) != size:
+                raise Failed(f"{what} through {name}: {first!r} ({size} bytes expected)")
+            if https:
+                m = re.search(r"^Issuer:\s*(.*)$", rest, re.M)
+                self.check_issuer(what, name, m and m.group(1))
+            return float(f[2])
+
+        speed = self.rounds(rows + extra, n, one)
+        for name, _, _, _, label in rows:
+            if label:
+                cpu[name] = [a - b if a is not None and b is not None else None
+                             for a, b in zip(cpu[name], boot[label])]
+        cpu = {k: v for k, v in cpu.items() if None not in v}
+        return {r[0]: speed[r[0]] for r in rows}, cpu
+
+    def seq_rounds(self, what, rows, n, k):
+        """rows: [(name, argv, env or None)] of `benchcli seq`; returns
+        ({name: [[latency us...] per round]}, {name: [[until-handshake us...]]}
+        for the HTTPS rows)."""
+        setup = {}
+
+        def one(row):
+            name, argv, env = row
+            out = self.run(argv, f"{what}, {name}", cwd=self.empty, env=env)
+            lines = out.splitlines()
+            v = [ln.split() for ln in lines if not ln.startswith("#")]
+            if len(v) != n:
+                raise Failed(f"{what}, {name}: {len(v)} of {n} answered")
+            if len(v[0]) > 1:
+                iss = [ln[len("# issuer "):] for ln in lines if ln.startswith("# issuer ")]
+                self.check_issuer(what, name, iss[0] if iss else None)
+                setup.setdefault(name, []).append([float(x[1]) for x in v])
+            return [float(x[0]) for x in v]
+
+        return self.rounds(rows, k, one), setup
+
+    def intercept_curl(self, url, ca):
+        """curl argv fetching url through cordon's proxy (ca: the --cacert
+        of a row that sees the server's own certificate), and the same as a
+        shell string for srt."""
+        w = self.curl_w() + "\n%{certs}"
+        argv = ["curl", "-sS", "--noproxy", "", "-x", self.PROXY, "-o", "/dev/null", "-w", w]
+        sh = f"exec curl -sS --noproxy '' -x \"$HTTP_PROXY\" -o /dev/null -w {shlex.quote(w)}"
+        if ca:
+            argv += ["--cacert", ca]
+            sh += f" --cacert {shlex.quote(ca)}"
+        return argv + [url], f"{sh} {url}"
+
+    def measure_intercept_download(self):
+        size = self.p["tls_dl_bytes"]
+        url = f"https://{self.tls_target}/big/{size}"
+        ca = self.tls["ca"]
+        plain, plain_sh = self.intercept_curl(url, ca)
+        mitm, mitm_sh = self.intercept_curl(url, None)
+        cc, ci = ["-s", self.cordon_tls_connect], ["-s", self.cordon_tls_intercept]
+        rows = [
+            ("direct", ["curl", "-sS", "--noproxy", "*", "-o", "/dev/null", "-w",
+                        self.curl_w() + "\n%{certs}", "--cacert", ca, url], None, True, None),
+            ("cordon, CONNECT", self.cordon_argv(plain, cc), None, True, "cordon"),
+            ("cordon, intercepted", self.cordon_argv(mitm, ci), None, True, "cordon, tls"),
+            ("srt, CONNECT", self.srt_net_argv(plain_sh, self.srt_tls_connect), self.srt_env,
+             True, "srt"),
+            ("srt, intercepted", self.srt_net_argv(mitm_sh, self.srt_tls_intercept),
+             self.srt_env, True, "srt, tls"),
+        ]
+        startups = {
+            "cordon": (self.cordon_argv(["true"], cc), None),
+            "cordon, tls": (self.cordon_argv(["true"], ci), None),
+            "srt": (self.srt_net_argv("true", self.srt_tls_connect), self.srt_env),
+            "srt, tls": (self.srt_net_argv("true", self.srt_tls_intercept), self.srt_env),
+        }
+        n = self.p["dl_rounds"]
+        log(f"HTTPS download of {size >> 20} MiB, tunnelled and intercepted: {n} rounds of "
+            f"{len(rows)} paths")
+        res, cpu = self.download_rounds("HTTPS download", rows, size, n, startups)
+        self.save("intercept_download", {"bytes": size, "rounds": n, "bytes_per_s": res,
+                                         "cpu_s": cpu})
+
+    def measure_intercept_requests(self):
+        n, k = self.p["tls_seq_n"], self.p["tls_seq_rounds"]
+        cli = os.path.join(self.bin, "benchcli")
+        ca = self.tls["ca"]
+        tgt = self.tls_target
+        q = shlex.join
+
+        def inside(mode, trusted):
+            args = [cli, "seq", "-m", mode, "-t", tgt, "-s", "-n", str(n)]
+            return args + (["-k", ca] if trusted else [])
+
+        rows = [
+            ("direct, HTTP", [cli, "seq", "-m", "direct", "-t", self.target, "-n", str(n)], None),
+            ("direct", inside("direct", True), None),
+            ("cordon, CONNECT", self.cordon_argv(inside("connect", True) + ["-x", self.PROXY],
+                                                 ["-s", self.cordon_tls_connect]), None),
+            ("cordon, intercepted", self.cordon_argv(inside("connect", False) + ["-x", self.PROXY],
+                                                     ["-s", self.cordon_tls_intercept]), None),
+            ("srt, CONNECT", self.srt_net_argv(
+                f"exec {q(inside('connect', True))} -x \"$HTTP_PROXY\"", self.srt_tls_connect),
+             self.srt_env),
+            ("srt, intercepted", self.srt_net_argv(
+                f"exec {q(inside('connect', False))} -x \"$HTTP_PROXY\"", self.srt_tls_intercept),
+             self.srt_env),
+        ]
+        log(f"{n} sequential HTTPS requests, tunnelled and intercepted: {k} rounds of "
+            f"{len(rows)} clients")
+        lat, setup = self.seq_rounds("sequential HTTPS requests", rows, n, k)
+        self.save("intercept_requests", {"n": n, "rounds": k, "latency_us": lat,
+                                         "setup_us": setup})
+
+    def srt_capture_probe(self):
+        """srt has no transparent capture: a program that ignores its proxy
+        variables has no network at all. Show it (on the address srt's
+        settings allow, the most favourable case) rather than assume it; if
+        it ever connects, this section of the report would be wrong."""
+        url = f"http://{self.target}/small"
+        cmd = f"curl -sS --noproxy '*' --max-time 20 -o /dev/null {url}"
+        r = subprocess.run(self.srt_argv(cmd, self.srt_net), cwd=self.empty, text=True,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=120)
+        err = [ln for ln in r.stderr.splitlines() if ln.startswith("curl:")]
+        if r.returncode == 0 or not err:
+            raise Failed(f"srt transparent probe: expected curl to fail without the proxy, got "
+                         f"exit {r.returncode}: {r.stderr.strip()[-300:]}")
+        return {"supported": False, "exit": r.returncode,
+                "command": cmd.replace(str(self.port), "PORT"),
+                "error": err[0].replace(str(self.port), "PORT")}
+
+    def capture_rows(self, http, https):
+        """The paths of the transparent-capture sections, for plain HTTP and
+        for HTTPS: direct on the host, from inside cordon through the proxy
+        named in HTTP_PROXY, and captured (the client ignores the proxy and
+        dials bench.test, which cordon's DNS answers). http(mode) and
+        https(mode) give the command for mode direct, proxy or transparent."""
+        st = ["-s", self.cordon_capture]
+        return [
+            ("direct", http("direct")),
+            ("cordon, proxy", self.cordon_argv(http("proxy"), st)),
+            ("cordon, transparent", self.cordon_argv(http("transparent"), st)),
+            ("direct, HTTPS", https("direct")),
+            ("cordon, proxy, HTTPS", self.cordon_argv(https("proxy"), st)),
+            ("cordon, transparent, HTTPS", self.cordon_argv(https("transparent"), st)),
+        ]
+
+    def measure_transparent_download(self):
+        size = self.p["tls_dl_bytes"]
+        ca = self.tls["ca"]
+        how = {"direct": ["--noproxy", "*", "--resolve", "HOSTPORT:127.0.0.1"],
+               "proxy": ["--noproxy", "", "-x", self.PROXY],
+               "transparent": ["--noproxy", "*"]}
+
+        def curl(hostport, https):
+            w = self.curl_w() + ("\n%{certs}" if https else "")
+            url = f"{'https' if https else 'http'}://{hostport}/big/{size}"
+
+            def make(mode):
+                return (["curl", "-sS", "-o", "/dev/null", "-w", w] +
+                        [x.replace("HOSTPORT", hostport) for x in how[mode]] +
+                        (["--cacert", ca] if https else []) + [url])
+            return make
+
+        rows = [(name, argv, None, "HTTPS" in name, "cordon" if name.startswith("cordon") else None)
+                for name, argv in self.capture_rows(curl(self.cap_host, False),
+                                                    curl(self.cap_tls_host, True))]
+        startups = {"cordon": (self.cordon_argv(["true"], ["-s", self.cordon_capture]), None)}
+        n = self.p["dl_rounds"]
+        log(f"download of {size >> 20} MiB, explicit proxy and transparent capture: {n} rounds "
+            f"of {len(rows)} paths")
+        res, cpu = self.download_rounds("download", rows, size, n, startups)
+        self.save("transparent_download", {"bytes": size, "rounds": n, "bytes_per_s": res,
+                                           "cpu_s": cpu, "srt": self.srt_capture_probe()})
+
+    def measure_transparent_requests(self):
+        n, k = self.p["seq_n"], self.p["seq_rounds"]
+        cli = os.path.join(self.bin, "benchcli")
+        ca = self.tls["ca"]
+
+        def seq(hostport, https):
+            how = {"direct": ["-m", "direct", "-r", "127.0.0.1"],
+                   "proxy": ["-m", "connect" if https else "http", "-x", self.PROXY],
+                   "transparent": ["-m", "direct"]}
+
+            def make(mode):
+                return ([cli, "seq", "-t", hostport, *how[mode], "-n", str(n)] +
+                        (["-s", "-k", ca] if https else []))
+            return make
+
+        rows = [(name, argv, None) for name, argv in
+                self.capture_rows(seq(self.cap_host, False), seq(self.cap_tls_host, True))]
+        log(f"{n} sequential requests, explicit proxy and transparent capture: {k} rounds of "
+            f"{len(rows)} clients")
+        lat, setup = self.seq_rounds("sequential requests", rows, n, k)
+        self.save("transparent_requests", {"n": n, "rounds": k, "latency_us": lat,
+                                           "setup_us": setup, "srt": self.srt_capture_probe()})
 
     # memory ----------------------------------------------------------------
 
@@ -496,7 +809,7 @@ class Bench:
                 [cli, "hold", "-t", self.target, "-x", "http://127.0.0.1:3128", "-n", str(t)],
                 self.allow()), "ready"),
             ("srt, idle", self.srt_argv(idle, self.srt_net), "ready"),
-            (f"srt, {t} tunnels", self.srt_argv(
+            (f"srt, {t} tunnels", self.srt_net_argv(
                 f"exec {shlex.join([cli, 'hold', '-t', self.target])} -x \"$HTTP_PROXY\" "
                 f"-n {t}", self.srt_net), "ready"),
         ]
@@ -732,8 +1045,9 @@ class Bench:
             self.stop_server()
 
 
-MEASUREMENTS = ["startup", "layers", "repos", "download", "requests", "concurrent", "memory", "build",
-                "writes", "callgrind", "profiles"]
+MEASUREMENTS = ["startup", "layers", "repos", "download", "requests", "concurrent",
+                "intercept_download", "intercept_requests", "transparent_download",
+                "transparent_requests", "memory", "build", "writes", "callgrind", "profiles"]
 
 
 def main():

@@ -405,6 +405,200 @@ class Report:
         self.chart("concurrent", f"{d['clients']} concurrent clients (median req/s)", "requests/s",
                    [(k, m[k], *spread(v)) for k, v in rps.items()])
 
+    # TLS interception and transparent capture -------------------------------
+
+    CPU_NOTE = ("CPU is the CPU time of every process a run started (curl, and the sandbox's "
+                "supervisor, proxy, init and relays; not the server: an inherited task-clock "
+                "counter, `perf stat`) less that of the same sandbox running `true` in the same "
+                "round (its start-up), median per GiB moved: other work on the machine disturbs "
+                "it much less than speed.")
+
+    @staticmethod
+    def size_label(nbytes):
+        mib = nbytes >> 20
+        return f"{mib >> 10} GiB" if mib >= 1024 else f"{mib} MiB"
+
+    @staticmethod
+    def same_path(rows, k, tool):
+        """The row of `tool` that takes the same path as row k ("cordon,
+        intercepted" -> "srt, intercepted"), or None."""
+        if not k.startswith("cordon, "):
+            return None
+        other = tool + k[len("cordon"):]
+        return other if other in rows else None
+
+    @staticmethod
+    def ref_of(k):
+        """The direct row a transparent-capture row compares with."""
+        return "direct, HTTPS" if "HTTPS" in k else "direct"
+
+    def seq_stats(self, d):
+        flat = {k: [x / 1000 for run in v for x in run] for k, v in d["latency_us"].items()}
+        setup = {k: pct([x / 1000 for run in v for x in run], 50)
+                 for k, v in d.get("setup_us", {}).items()}
+        return flat, {k: pct(v, 50) for k, v in flat.items()}, \
+            {k: pct(v, 99) for k, v in flat.items()}, setup
+
+    def srt_capture(self, d, what):
+        """The srt row of a transparent-capture table: the probe measure.py
+        ran, which failed as expected."""
+        p = d["srt"]
+        return (f"srt has no transparent capture: a program that ignores its proxy variables "
+                f"gets no network at all. {what} (`{p['command']}` inside srt, whose settings "
+                f"allow that address) fails: `{p['error']}`.")
+
+    @staticmethod
+    def cpu_per_gib(d):
+        """{row: median CPU seconds per GiB moved} of a download section."""
+        gib = d["bytes"] / (1 << 30)
+        return {k: med(v) / gib for k, v in d.get("cpu_s", {}).items()}
+
+    def intercept_download(self, d):
+        mib = {k: [x / 1048576 for x in v] for k, v in d["bytes_per_s"].items()}
+        m = {k: med(v) for k, v in mib.items()}
+        cg = self.cpu_per_gib(d)
+        label = self.size_label(d["bytes"])
+        self.w(f"## HTTPS download of {label}: tunnel and TLS interception")
+        self.w()
+        self.w(f"curl fetches {label} over HTTPS (TLS 1.3, an ECDSA P-256 certificate from a "
+               "test CA) from `benchsrv`'s TLS port, directly on the host and from inside each "
+               "sandbox through its proxy: as an opaque CONNECT tunnel (curl verifies the "
+               "server's own certificate, `--cacert`), and intercepted (`network.tlsTerminate: "
+               "{}`: the proxy completes the client's handshake with a leaf of its per-run CA, "
+               "decrypts, and re-encrypts toward the server, which it verifies against the test "
+               "CA: cordon through `network.upstreamCaFile`, srt's Node through "
+               "`NODE_EXTRA_CA_CERTS`; curl trusts the per-run CA through the `CURL_CA_BUNDLE` "
+               "each sandbox sets). Every run checks the issuer of the certificate curl was "
+               "shown: the proxy's CA on the intercepted rows, the test CA on the others. "
+               f"{d['rounds']} rounds. {self.CPU_NOTE}")
+        self.w()
+        sn = spread_name(mib.values())
+        self.w(f"| path | median MiB/s | {sn} | ÷ direct | ÷ srt, same path | CPU s per GiB |")
+        self.w("|---|---:|---:|---:|---:|---:|")
+        for k, v in mib.items():
+            lo, hi = spread(v)
+            o = self.same_path(m, k, "srt")
+            self.w(f"| {k} | {fmt(m[k], 0)} | {fmt(lo, 0)}–{fmt(hi, 0)} | "
+                   f"{ratio(m[k], m['direct'])} | {ratio(m[k], m[o]) if o else '–'} | "
+                   f"{fmt(cg.get(k, float('nan')), 2)} |")
+        self.w()
+        c, si = m["cordon, intercepted"], m["srt, intercepted"]
+        txt = (f"Interception keeps {c / m['cordon, CONNECT']:.2f} of cordon's tunnel speed "
+               f"({fmt(c, 0)} against {fmt(m['cordon, CONNECT'], 0)} MiB/s: the supervisor "
+               "decrypts and encrypts every byte once more) and "
+               f"{si / m['srt, CONNECT']:.2f} of srt's; cordon's interception moves "
+               f"{c / si:.1f}x srt's")
+        if all(k in cg for k in ("cordon, CONNECT", "cordon, intercepted", "srt, intercepted")):
+            txt += (f", for {cg['cordon, intercepted'] - cg['cordon, CONNECT']:.2f} more CPU "
+                    f"seconds per GiB than its tunnel ({cg['cordon, intercepted']:.2f} in all; "
+                    f"srt's interception {cg['srt, intercepted']:.2f})")
+        self.w(txt + ".")
+        self.w()
+        self.chart("intercept_download", f"HTTPS download of {label} (median MiB/s, bars: {sn})",
+                   "MiB/s", [(k, m[k], *spread(v)) for k, v in mib.items()])
+        self.intercept_dl = m
+
+    def intercept_requests(self, d):
+        flat, p50, p99, setup = self.seq_stats(d)
+        self.w(f"## {d['n']} sequential HTTPS requests: tunnel and TLS interception")
+        self.w()
+        self.w(f"`benchcli` makes {d['n']} HTTPS requests for a 128-byte body one after another, "
+               "each on a new connection with a full TLS handshake (no session resumption, as "
+               "a new process would), directly and through each proxy as in the download above "
+               "(the same settings, certificates and issuer check). \"direct, HTTP\" makes the "
+               "same requests without TLS: the difference to \"direct\" is what one TLS "
+               "handshake (both ends of it, on one machine) costs here. Latency from socket() "
+               "to the last byte; \"until handshake\" is the part of it until the client's "
+               "handshake completed (TCP, CONNECT, TLS). Added latency is against direct HTTPS. "
+               f"{d['rounds']} rounds, pooled ({d['n'] * d['rounds']} requests per row).")
+        self.w()
+        self.w("| path | p50 ms | p99 ms | added p50 ms | added p99 ms | until handshake p50 ms |")
+        self.w("|---|---:|---:|---:|---:|---:|")
+        for k in flat:
+            add = (f"{p50[k] - p50['direct']:.3f} | {p99[k] - p99['direct']:.3f}"
+                   if k != "direct, HTTP" else "– | –")
+            self.w(f"| {k} | {p50[k]:.3f} | {p99[k]:.3f} | {add} | "
+                   f"{fmt(setup.get(k, float('nan')), 3)} |")
+        self.w()
+        hs = p50["direct"] - p50["direct, HTTP"]
+        ci = p50["cordon, intercepted"] - p50["cordon, CONNECT"]
+        si = p50["srt, intercepted"] - p50["srt, CONNECT"]
+        self.w(f"One TLS handshake costs {hs:.2f} ms here (p50 of direct HTTPS minus direct "
+               f"HTTP). Interception adds {ci:.2f} ms at p50 to a request through cordon's "
+               f"tunnel ({ci / hs:.1f} handshakes' worth: the proxy answers the client's "
+               f"handshake and makes its own to the server) and {si:.2f} ms to one through "
+               f"srt's; a request intercepted by cordon takes {p50['cordon, intercepted']:.2f} ms "
+               f"at p50, by srt {p50['srt, intercepted']:.2f} ms "
+               f"({p50['srt, intercepted'] / p50['cordon, intercepted']:.1f}x).")
+        self.w()
+        self.chart("intercept_requests", f"{d['n']} sequential HTTPS requests: latency per "
+                   "request", "ms (log scale)", [(k, p50[k], p99[k]) for k in flat], log=True,
+                   series=["p50", "p99"])
+        self.intercept_req = (p50, hs)
+
+    def transparent_download(self, d):
+        mib = {k: [x / 1048576 for x in v] for k, v in d["bytes_per_s"].items()}
+        m = {k: med(v) for k, v in mib.items()}
+        cg = self.cpu_per_gib(d)
+        label = self.size_label(d["bytes"])
+        self.w(f"## Download of {label}: transparent capture")
+        self.w()
+        self.w(f"curl fetches {label} from `bench.test`, an allowed name that cordon's "
+               "`network.hosts` maps to the host's loopback server, over plain HTTP and over "
+               "HTTPS, from inside cordon: through the proxy its variables name (`-x "
+               "$HTTP_PROXY`: plain HTTP in absolute form, HTTPS in a CONNECT tunnel), and "
+               "ignoring them (`--noproxy '*'`): cordon's DNS answers `bench.test` with a "
+               "synthetic address, the connection is redirected to the proxy, which judges the "
+               "`Host` of each plain request, or the ClientHello's server name and then "
+               "tunnels. Direct is curl on the host with `--resolve`. The proxy does not "
+               f"intercept TLS here. {d['rounds']} rounds. {self.CPU_NOTE}")
+        self.w()
+        sn = spread_name(mib.values())
+        self.w(f"| path | median MiB/s | {sn} | ÷ direct | ÷ proxy | CPU s per GiB |")
+        self.w("|---|---:|---:|---:|---:|---:|")
+        for k, v in mib.items():
+            lo, hi = spread(v)
+            px = k.replace("transparent", "proxy")
+            self.w(f"| {k} | {fmt(m[k], 0)} | {fmt(lo, 0)}–{fmt(hi, 0)} | "
+                   f"{ratio(m[k], m[self.ref_of(k)])} | "
+                   f"{ratio(m[k], m[px]) if 'transparent' in k else '–'} | "
+                   f"{fmt(cg.get(k, float('nan')), 2)} |")
+        self.w("| srt | not supported | | | | |")
+        self.w()
+        self.w(self.srt_capture(d, "A download that ignores `HTTP_PROXY`"))
+        self.w()
+        self.chart("transparent_download", f"Download of {label}, proxy and transparent capture "
+                   f"(median MiB/s, bars: {sn})", "MiB/s",
+                   [(k, m[k], *spread(v)) for k, v in mib.items()])
+        self.transparent_dl = m
+
+    def transparent_requests(self, d):
+        flat, p50, p99, setup = self.seq_stats(d)
+        self.w(f"## {d['n']} sequential requests: transparent capture")
+        self.w()
+        self.w(f"`benchcli` makes {d['n']} requests for a 128-byte body to `bench.test`, each on a "
+               "new connection, plain HTTP and HTTPS (a full handshake each time), as in the "
+               "download above: directly on the host (dialling 127.0.0.1), through the proxy "
+               "named in `HTTP_PROXY` (plain HTTP as an absolute-form request, HTTPS in a "
+               "CONNECT tunnel), and captured (the client resolves `bench.test` in the sandbox "
+               "and dials it). Added latency is against the direct row of the same scheme. "
+               f"{d['rounds']} rounds, pooled ({d['n'] * d['rounds']} requests per row).")
+        self.w()
+        self.w("| path | p50 ms | p99 ms | added p50 ms | added p99 ms |")
+        self.w("|---|---:|---:|---:|---:|")
+        for k in flat:
+            r = self.ref_of(k)
+            self.w(f"| {k} | {p50[k]:.3f} | {p99[k]:.3f} | {p50[k] - p50[r]:.3f} | "
+                   f"{p99[k] - p99[r]:.3f} |")
+        self.w("| srt | not supported | | | |")
+        self.w()
+        self.w(self.srt_capture(d, "A request that ignores `HTTP_PROXY`"))
+        self.w()
+        self.chart("transparent_requests", f"{d['n']} sequential requests, proxy and transparent "
+                   "capture: latency per request", "ms (log scale)",
+                   [(k, p50[k], p99[k]) for k in flat], log=True, series=["p50", "p99"])
+        self.transparent_req = p50
+
     def memory(self, d):
         t = d["tunnels"]
         r = d["results"]
@@ -673,8 +867,9 @@ class Report:
             sys.exit("report: no bench/out/raw/meta.json: run bench/run first")
         self.header(meta)
         goals_at = len(self.md)
-        for name in ("startup", "layers", "repos", "download", "requests", "concurrent", "memory", "build",
-                     "writes", "callgrind"):
+        for name in ("startup", "layers", "repos", "download", "requests", "concurrent",
+                     "intercept_download", "intercept_requests", "transparent_download",
+                     "transparent_requests", "memory", "build", "writes", "callgrind"):
             d = self.load(name)
             if d is None:
                 continue
@@ -688,10 +883,10 @@ class Report:
         self.md[goals_at:goals_at] = g
         self.w("## Reproduce")
         self.w()
-        self.w("`bench/run` (5 to 6 minutes on 2 cores; installs bubblewrap, gnuplot, valgrind, perf, "
-               "ripgrep and socat from Debian and srt 0.0.83 with Node 22 from the npm registry "
-               "into `bench/.peers` when missing), or `bench/run --quick` for a smoke run. Raw "
-               "samples are in `bench/out/raw/`.")
+        self.w("`bench/run` (8 to 10 minutes on 2 cores; installs bubblewrap, gnuplot, valgrind, "
+               "perf, openssl, ripgrep and socat from Debian and srt 0.0.83 with Node 22 from the "
+               "npm registry into `bench/.peers` when missing), or `bench/run --quick` for a smoke "
+               "run. Raw samples are in `bench/out/raw/`.")
         with open(os.path.join(self.out, "report.md"), "w") as f:
             f.write("\n".join(self.md) + "\n")
         return self.charts

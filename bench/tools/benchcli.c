@@ -2,9 +2,13 @@
  * open-tunnel measurements. It runs inside the sandbox under test (or on the
  * host for the direct rows), so that only the path through the proxy differs.
  *
- *   benchcli seq  -m MODE -t HOST:PORT [-x PROXY_URL] -n N
+ *   benchcli seq  -m MODE -t HOST:PORT [-x PROXY_URL] [-s [-k CAFILE]] [-r ADDR] -n N
  *       N requests one after another, each on a new connection; prints each
- *       request's latency in microseconds, one per line.
+ *       request's latency in microseconds, one per line (with -s, two
+ *       numbers: the latency and the part of it until the TLS handshake
+ *       completed; then "# issuer NAME", the issuer of the certificate the
+ *       client was shown, so that the caller can tell an intercepted
+ *       connection from a tunnelled one).
  *   benchcli conc -m MODE -t HOST:PORT [-x PROXY_URL] -n N -c C
  *       N requests from C threads, each request on a new connection; prints
  *       "requests seconds req_per_s p50_us p99_us".
@@ -14,6 +18,12 @@
  *
  * MODE: direct (to HOST:PORT), http (absolute-form GET through the proxy),
  * connect (CONNECT through the proxy, then GET inside the tunnel).
+ * -s speaks HTTPS to the target (directly or inside the CONNECT tunnel): a
+ * full handshake on every connection (no session resumption, as a new
+ * process would), the certificate verified for HOST (a name, or an IP
+ * address) against CAFILE, or OpenSSL's default store (SSL_CERT_FILE, which
+ * a sandbox that intercepts TLS points at its trust bundle). -r ADDR dials
+ * ADDR in direct mode while the requests still name HOST (curl's --resolve).
  * PROXY_URL is http://[user:password@]host:port as in HTTP_PROXY; credentials
  * (srt's per-run token) become Proxy-Authorization: Basic. Any failure (a
  * refused connection, a status other than 200, a short body) exits 1 with a
@@ -25,7 +35,11 @@
 #include <stdbool.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +57,16 @@ static enum mode g_mode = M_DIRECT;
 static char g_target[300];          /* host:port */
 static struct addrinfo *g_target_ai, *g_proxy_ai;
 static char g_auth[1600];           /* "Proxy-Authorization: ...\r\n" or "" */
+static char g_host[300];            /* HOST of -t, for SNI and verification */
+static SSL_CTX *g_tls;              /* -s */
+static char g_issuer[512];          /* of the first certificate shown, for seq */
+static pthread_mutex_t g_issuer_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* One connection: plain, or TLS once ssl is set. */
+struct conn {
+    int fd;
+    SSL *ssl;
+};
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
@@ -180,8 +204,22 @@ static int dial(struct addrinfo *ai)
     die("connect: %s", strerror(errno));
 }
 
-static void send_all(int fd, const char *p, size_t n)
+static void tls_die(const char *what)
 {
+    char e[256];
+    ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+    die("%s: %s", what, e);
+}
+
+static void send_all(struct conn *c, const char *p, size_t n)
+{
+    if (c->ssl) {
+        size_t w;
+        if (SSL_write_ex(c->ssl, p, n, &w) != 1)
+            tls_die("SSL_write");
+        return;
+    }
+    int fd = c->fd;
     while (n) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w < 0) {
@@ -196,7 +234,24 @@ static void send_all(int fd, const char *p, size_t n)
 
 /* Read one response head (and, when body is true, its Content-Length body);
  * returns the status. */
-static int read_response(int fd, bool body)
+static ssize_t conn_recv(struct conn *c, char *p, size_t n)
+{
+    if (c->ssl) {
+        size_t got;
+        if (SSL_read_ex(c->ssl, p, n, &got) == 1)
+            return (ssize_t)got;
+        int e = SSL_get_error(c->ssl, 0);
+        if (e == SSL_ERROR_ZERO_RETURN)
+            return 0;
+        if (e == SSL_ERROR_SSL)
+            tls_die("SSL_read");
+        errno = EIO;
+        return -1;
+    }
+    return recv(c->fd, p, n, 0);
+}
+
+static int read_response(struct conn *c, bool body)
 {
     char buf[16384];
     size_t have = 0;
@@ -204,7 +259,7 @@ static int read_response(int fd, bool body)
     while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
         if (have == sizeof(buf))
             die("response head too large");
-        ssize_t r = recv(fd, buf + have, sizeof(buf) - have, 0);
+        ssize_t r = conn_recv(c, buf + have, sizeof(buf) - have);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -225,7 +280,7 @@ static int read_response(int fd, bool body)
         die("response without Content-Length");
     long long left = cl - (long long)(have - headlen);
     while (left > 0) {
-        ssize_t r = recv(fd, buf, sizeof(buf), 0);
+        ssize_t r = conn_recv(c, buf, sizeof(buf));
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -238,16 +293,48 @@ static int read_response(int fd, bool body)
 /* Open a CONNECT tunnel to the target; returns the fd. */
 static int tunnel(void)
 {
-    int fd = dial(g_proxy_ai);
+    struct conn c = { .fd = dial(g_proxy_ai) };
     char req[2048];
     int n = snprintf(req, sizeof(req), "CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", g_target,
                      g_target, g_auth);
-    send_all(fd, req, (size_t)n);
-    int st = read_response(fd, false);
+    send_all(&c, req, (size_t)n);
+    int st = read_response(&c, false);
     if (st != 200)
         die("CONNECT %s answered %d", g_target, st);
-    return fd;
+    return c.fd;
 }
+
+/* TLS client handshake on fd, for g_host. */
+static SSL *tls_connect(int fd)
+{
+    SSL *ssl = SSL_new(g_tls);
+    if (!ssl || SSL_set_fd(ssl, fd) != 1)
+        tls_die("SSL_new");
+    unsigned char ip[16];
+    if (inet_pton(AF_INET, g_host, ip) == 1 || inet_pton(AF_INET6, g_host, ip) == 1) {
+        /* No SNI for an address (RFC 6066 3); verify the iPAddress SAN. */
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), g_host) != 1)
+            tls_die("X509_VERIFY_PARAM_set1_ip_asc");
+    } else if (SSL_set_tlsext_host_name(ssl, g_host) != 1 || SSL_set1_host(ssl, g_host) != 1) {
+        tls_die("SSL_set1_host");
+    }
+    if (SSL_connect(ssl) != 1) {
+        long v = SSL_get_verify_result(ssl);
+        if (v != X509_V_OK)
+            die("TLS handshake with %s: %s", g_host, X509_verify_cert_error_string(v));
+        tls_die("TLS handshake");
+    }
+    pthread_mutex_lock(&g_issuer_lock);
+    if (!g_issuer[0]) {
+        X509 *cert = SSL_get0_peer_certificate(ssl);
+        if (cert)
+            X509_NAME_oneline(X509_get_issuer_name(cert), g_issuer, sizeof(g_issuer));
+    }
+    pthread_mutex_unlock(&g_issuer_lock);
+    return ssl;
+}
+
+static _Thread_local double g_setup_us; /* seq with -s: the last request's time until the handshake */
 
 static double one_request(void)
 {
@@ -273,10 +360,19 @@ static double one_request(void)
                      g_target);
         break;
     }
-    send_all(fd, req, (size_t)n);
-    int st = read_response(fd, true);
+    struct conn c = { .fd = fd };
+    if (g_tls) {
+        c.ssl = tls_connect(fd);
+        g_setup_us = now_us() - t0;
+    }
+    send_all(&c, req, (size_t)n);
+    int st = read_response(&c, true);
     if (st != 200)
         die("GET /small answered %d", st);
+    if (c.ssl) {
+        SSL_shutdown(c.ssl); /* close_notify, as curl sends */
+        SSL_free(c.ssl);
+    }
     close(fd);
     return now_us() - t0;
 }
@@ -305,13 +401,15 @@ static int cmp_d(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        die("usage: benchcli seq|conc|hold [-m MODE] -t HOST:PORT [-x PROXY] -n N [-c C]");
+        die("usage: benchcli seq|conc|hold [-m MODE] -t HOST:PORT [-x PROXY] [-s [-k CAFILE]] "
+            "[-r ADDR] -n N [-c C]");
     const char *what = argv[1];
-    const char *proxy = NULL;
+    const char *proxy = NULL, *cafile = NULL, *addr = NULL;
+    bool tls = false;
     long n = 100, c = 1;
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "m:t:x:n:c:")) != -1) {
+    while ((opt = getopt(argc, argv, "m:t:x:n:c:sk:r:")) != -1) {
         switch (opt) {
         case 'm':
             g_mode = strcmp(optarg, "http") == 0 ? M_HTTP
@@ -323,6 +421,9 @@ int main(int argc, char **argv)
         case 'x': proxy = optarg; break;
         case 'n': n = atol(optarg); break;
         case 'c': c = atol(optarg); break;
+        case 's': tls = true; break;
+        case 'k': cafile = optarg; break;
+        case 'r': addr = optarg; break;
         default: die("bad option");
         }
     }
@@ -330,7 +431,20 @@ int main(int argc, char **argv)
         die("need -t HOST:PORT and -n N");
     char host[300], port[16];
     split_hostport(g_target, host, sizeof(host), port, sizeof(port));
-    g_target_ai = resolve(host, port);
+    snprintf(g_host, sizeof(g_host), "%s", host);
+    g_target_ai = resolve(addr ? addr : host, port);
+    if (tls) {
+        if (g_mode == M_HTTP)
+            die("-s needs -m direct or -m connect");
+        g_tls = SSL_CTX_new(TLS_client_method());
+        if (!g_tls)
+            tls_die("SSL_CTX_new");
+        SSL_CTX_set_verify(g_tls, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_session_cache_mode(g_tls, SSL_SESS_CACHE_OFF);
+        if ((cafile ? SSL_CTX_load_verify_locations(g_tls, cafile, NULL)
+                    : SSL_CTX_set_default_verify_paths(g_tls)) != 1)
+            tls_die(cafile ? cafile : "the default CA store");
+    }
     if (proxy && *proxy)
         parse_proxy(proxy);
     if ((g_mode != M_DIRECT || strcmp(what, "hold") == 0) && !g_proxy_ai)
@@ -343,8 +457,15 @@ int main(int argc, char **argv)
     }
 
     if (strcmp(what, "seq") == 0) {
-        for (long i = 0; i < n; i++)
-            printf("%.1f\n", one_request());
+        for (long i = 0; i < n; i++) {
+            double us = one_request();
+            if (g_tls)
+                printf("%.1f %.1f\n", us, g_setup_us);
+            else
+                printf("%.1f\n", us);
+        }
+        if (g_tls)
+            printf("# issuer %s\n", g_issuer);
         return 0;
     }
     if (strcmp(what, "conc") == 0) {

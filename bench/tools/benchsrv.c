@@ -1,23 +1,30 @@
 /* benchsrv: the loopback HTTP/1.1 server every network comparison talks to.
  *
- *   benchsrv PORTFILE     listen on 127.0.0.1 (ephemeral port, written to PORTFILE)
+ *   benchsrv PORTFILE [CERT KEY]
+ *       listen on 127.0.0.1 (ephemeral port, the first line of PORTFILE);
+ *       with CERT and KEY (PEM, OpenSSL), also HTTPS on a second ephemeral
+ *       port (the second line), the same answers inside TLS
  *
  *   GET /small         200, a 128-byte body
  *   GET /big/N         200, N bytes of body from memory (for the download)
  *   anything else      404
  *
- * One thread per connection (64 KiB stacks), keep-alive unless the client
- * says "Connection: close" or speaks HTTP/1.0. A connection that sends
+ * One thread per connection (64 KiB stacks, 256 KiB for TLS), keep-alive
+ * unless the client says "Connection: close" or speaks HTTP/1.0. A connection that sends
  * nothing is simply held open until the peer closes it, which is what the
  * "1000 open tunnels" measurement needs. The body comes from a 1 MiB buffer
  * written with send(2), fast enough (several GiB/s on loopback) not to be the
- * bottleneck of any row.
+ * bottleneck of any row. Over TLS the same buffer goes through SSL_write
+ * (OpenSSL's defaults: TLS 1.3, AES-256-GCM with AES-NI).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,9 +36,31 @@
 
 #define BUFSZ (1 << 20)
 static char *body;
+static SSL_CTX *tls_ctx;
 
-static int send_all(int fd, const char *p, size_t n)
+struct conn {
+    int fd;
+    SSL *ssl; /* NULL: plain HTTP */
+};
+
+static ssize_t conn_recv(struct conn *c, char *p, size_t n)
 {
+    if (c->ssl) {
+        size_t got;
+        if (SSL_read_ex(c->ssl, p, n, &got) == 1)
+            return (ssize_t)got;
+        return SSL_get_error(c->ssl, 0) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+    }
+    return recv(c->fd, p, n, 0);
+}
+
+static int send_all(struct conn *c, const char *p, size_t n)
+{
+    if (c->ssl) {
+        size_t w;
+        return n == 0 || SSL_write_ex(c->ssl, p, n, &w) == 1 ? 0 : -1;
+    }
+    int fd = c->fd;
     while (n) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w < 0) {
@@ -47,15 +76,18 @@ static int send_all(int fd, const char *p, size_t n)
 
 static void *serve(void *arg)
 {
-    int fd = (int)(long)arg;
+    struct conn *c = arg;
+    int fd = c->fd;
     char buf[8192];
     size_t have = 0;
+    if (c->ssl && SSL_accept(c->ssl) != 1)
+        goto out;
     for (;;) {
         char *end;
         while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
             if (have == sizeof(buf))
                 goto out;
-            ssize_t r = recv(fd, buf + have, sizeof(buf) - have, 0);
+            ssize_t r = conn_recv(c, buf + have, sizeof(buf) - have);
             if (r < 0 && errno == EINTR)
                 continue;
             if (r <= 0)
@@ -91,7 +123,7 @@ static void *serve(void *arg)
         } else {
             hl = snprintf(hdr, sizeof(hdr),
                           "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            send_all(fd, hdr, (size_t)hl);
+            send_all(c, hdr, (size_t)hl);
             goto out;
         }
         hl = snprintf(hdr, sizeof(hdr),
@@ -103,14 +135,14 @@ static void *serve(void *arg)
             char one[4096 + 256];
             memcpy(one, hdr, (size_t)hl);
             memcpy(one + hl, body, n);
-            if (send_all(fd, one, (size_t)hl + n) < 0)
+            if (send_all(c, one, (size_t)hl + n) < 0)
                 goto out;
         } else {
-            if (send_all(fd, hdr, (size_t)hl) < 0)
+            if (send_all(c, hdr, (size_t)hl) < 0)
                 goto out;
             while (n) {
                 size_t k = n > BUFSZ ? BUFSZ : (size_t)n;
-                if (send_all(fd, body, k) < 0)
+                if (send_all(c, body, k) < 0)
                     goto out;
                 n -= k;
             }
@@ -121,22 +153,18 @@ static void *serve(void *arg)
         have -= headlen;
     }
 out:
+    if (c->ssl) {
+        SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+    }
     shutdown(fd, SHUT_WR);
     close(fd);
+    free(c);
     return NULL;
 }
 
-int main(int argc, char **argv)
+static int listen_lo(unsigned *port)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: benchsrv PORTFILE\n");
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    body = malloc(BUFSZ);
-    if (!body)
-        return 1;
-    memset(body, 'x', BUFSZ);
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -145,35 +173,99 @@ int main(int argc, char **argv)
     if (bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(ls, 4096) < 0 ||
         getsockname(ls, (struct sockaddr *)&a, &al) < 0) {
         perror("benchsrv: listen");
-        return 1;
+        exit(1);
     }
-    FILE *pf = fopen(argv[1], "w");
-    if (!pf) {
+    *port = ntohs(a.sin_port);
+    return ls;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2 && argc != 4) {
+        fprintf(stderr, "usage: benchsrv PORTFILE [CERT KEY]\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    body = malloc(BUFSZ);
+    if (!body)
+        return 1;
+    memset(body, 'x', BUFSZ);
+    if (argc == 4) {
+        tls_ctx = SSL_CTX_new(TLS_server_method());
+        if (!tls_ctx || SSL_CTX_use_certificate_chain_file(tls_ctx, argv[2]) != 1 ||
+            SSL_CTX_use_PrivateKey_file(tls_ctx, argv[3], SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(tls_ctx) != 1) {
+            fprintf(stderr, "benchsrv: %s, %s: ", argv[2], argv[3]);
+            ERR_print_errors_fp(stderr);
+            return 1;
+        }
+        SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
+    }
+    unsigned port, tls_port = 0;
+    struct pollfd pf[2] = { { .fd = listen_lo(&port), .events = POLLIN },
+                            { .fd = tls_ctx ? listen_lo(&tls_port) : -1, .events = POLLIN } };
+    FILE *f = fopen(argv[1], "w");
+    if (!f) {
         perror(argv[1]);
         return 1;
     }
-    fprintf(pf, "%u\n", ntohs(a.sin_port));
-    fclose(pf);
+    fprintf(f, "%u\n", port);
+    if (tls_ctx)
+        fprintf(f, "%u\n", tls_port);
+    fclose(f);
 
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
+    /* 64 KiB stacks for plain HTTP (1000 held connections), 256 KiB for
+     * OpenSSL's handshakes. */
+    pthread_attr_t attr[2];
+    for (int i = 0; i < 2; i++) {
+        pthread_attr_init(&attr[i]);
+        pthread_attr_setdetachstate(&attr[i], PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr[i], i ? 256 * 1024 : 64 * 1024);
+    }
     for (;;) {
-        int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+        if (poll(pf, tls_ctx ? 2 : 1, -1) < 0) {
+            if (errno == EINTR)
                 continue;
-            if (errno == EMFILE || errno == ENFILE) {
-                usleep(1000);
-                continue;
-            }
-            perror("benchsrv: accept");
+            perror("benchsrv: poll");
             return 1;
         }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        pthread_t t;
-        if (pthread_create(&t, &attr, serve, (void *)(long)fd) != 0)
-            close(fd);
+        for (int i = 0; i < 2; i++) {
+            if (pf[i].fd < 0 || !(pf[i].revents & POLLIN))
+                continue;
+            int fd = accept4(pf[i].fd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
+                    continue;
+                if (errno == EMFILE || errno == ENFILE) {
+                    usleep(1000);
+                    continue;
+                }
+                perror("benchsrv: accept");
+                return 1;
+            }
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            struct conn *c = calloc(1, sizeof(*c));
+            if (!c) {
+                close(fd);
+                continue;
+            }
+            c->fd = fd;
+            if (i == 1) {
+                c->ssl = SSL_new(tls_ctx);
+                if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+                    SSL_free(c->ssl);
+                    free(c);
+                    close(fd);
+                    continue;
+                }
+            }
+            pthread_t t;
+            if (pthread_create(&t, &attr[i], serve, c) != 0) {
+                SSL_free(c->ssl);
+                free(c);
+                close(fd);
+            }
+        }
     }
 }
