@@ -7,6 +7,11 @@
 # are loaded, and plain compgen without them.
 
 _cordon_subcommands="connect doctor proxy"
+# cordon proxy's own options (src/cli/proxy_cmd.c)
+_cordon_proxy_opts="--listen --listen-fd --listen-any-interface --decider-fd --decider-in
+                    --decider-out --lifeline-fd --ca-fd --strip-response-header
+                    --plaintext-header-set -s --settings --audit --audit-fd
+                    -d --debug --version -h --help"
 _cordon_opts="-s --settings -c --allow-write --deny-write --allow-read --deny-read
               --allow-domain --deny-domain --audit --audit-fd --print-policy
               --violations-block --control-fd
@@ -72,8 +77,16 @@ _cordon()
             doctor)  # cordon doctor [--json]
                 [[ $cur == -* ]] && COMPREPLY=($(compgen -W "--json -h --help" -- "$cur"))
                 return ;;
-            proxy)  # its options are its own
-                _cordon_files "$cur"
+            proxy)  # cordon proxy [options]: its options are its own
+                case ${words[cword-1]} in
+                    -s|--settings|--audit)
+                        _cordon_files "$cur" ;;
+                    --listen|--listen-fd|--decider-fd|--decider-in|--decider-out|\
+                    --lifeline-fd|--ca-fd|--audit-fd|--strip-response-header)
+                        COMPREPLY=() ;;  # an address, a descriptor or a header name
+                    *)
+                        COMPREPLY=($(compgen -W "$_cordon_proxy_opts" -- "$cur")) ;;
+                esac
                 return ;;
         esac
     fi

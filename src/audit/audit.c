@@ -46,6 +46,11 @@ static void report_denial(struct audit *a, const char *event, json_t *f)
         cat = "network";
         snprintf(line, sizeof(line), "deny dns-query %s %s%s%s%s", fs_(f, "name"),
                  fs_(f, "type"), *reason ? " (" : "", reason, *reason ? ")" : "");
+    } else if (strcmp(event, "unix.connect") == 0) {
+        /* as srt's macOS profile logs it: the socket's path */
+        cat = "network";
+        snprintf(line, sizeof(line), "deny network-outbound %s%s%s%s", fs_(f, "path"),
+                 *reason ? " (" : "", reason, *reason ? ")" : "");
     } else if (strcmp(event, "fs.deny") == 0) {
         cat = strcmp(fs_(f, "op"), "read") == 0 ? "read" : "write";
         const char *rule = fs_(f, "rule");

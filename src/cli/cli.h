@@ -5,5 +5,6 @@
 #include <stdbool.h>
 
 int cli_connect_main(int argc, char **argv);
+int cli_proxy_main(int argc, char **argv);
 
 #endif

@@ -725,7 +725,8 @@ static void check_notify(struct check *c)
         detail(c, "probe: cannot %s: %s", r.step, strerror(r.err));
         meaning(c, "cordon runs, and still refuses the same syscalls and writes, but cannot "
                    "record them: no syscall.deny or fs.deny records and none in the exit "
-                   "summary (Linux 5.5 or later)");
+                   "summary (Linux 5.5 or later); a run with network.allowUnixSockets "
+                   "is refused, since the supervisor performs those connects (Linux 5.6)");
         fix(c, "boot Linux 5.9 or later with CONFIG_SECCOMP_FILTER=y");
         return;
     }

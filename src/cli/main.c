@@ -28,6 +28,7 @@ static const char usage_text[] =
     "       cordon [OPTIONS] -c 'SHELL STRING'\n"
     "       cordon doctor [--json]       (can this machine give cordon every layer?)\n"
     "       cordon connect HOST PORT     (the ssh ProxyCommand used inside)\n"
+    "       cordon proxy [OPTIONS]       (the egress proxy alone; see cordon proxy --help)\n"
     "\n"
     "Run a command, and everything it starts, inside a sandbox: new user, mount,\n"
     "pid, network, ipc, uts and cgroup namespaces; a read-only view of the host\n"
@@ -282,11 +283,16 @@ int main(int argc, char **argv)
         free(flags);
         return cli_doctor_main(argc - 1, argv + 1);
     }
+    if (argc >= 2 && strcmp(argv[1], "proxy") == 0) {
+        free(flags);
+        return cli_proxy_main(argc - 1, argv + 1);
+    }
     if (!flags) {
         fprintf(stderr, "cordon: out of memory\n");
         return CORDON_EXIT_FAILURE;
     }
-    if (getenv("SRT_DEBUG") && strcmp(getenv("SRT_DEBUG"), "true") == 0)
+    const char *srt_debug = getenv("SRT_DEBUG");
+    if (srt_debug && strcmp(srt_debug, "true") == 0)
         g_debug = true;
 
     opterr = 0;

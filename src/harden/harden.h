@@ -39,6 +39,11 @@ struct seccomp_prog {
     struct sock_filter *insns;
     unsigned short len;
     bool notify;   /* has notify actions: installed with a new listener */
+    /* The listener performs syscalls for the caller (connect): once it has
+     * received one, only a fatal signal interrupts the wait for its answer
+     * (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, Linux 5.19), so an emulated
+     * connect is never restarted after it happened. Older kernels: without. */
+    bool wait_killable;
 };
 
 struct seccomp_opts {
@@ -52,6 +57,12 @@ struct seccomp_opts {
      * too, which only observes them and lets them continue: the mounts and
      * Landlock decide. */
     bool observe_writes;
+    /* network.allowUnixSockets (sandbox/unixsock.h): AF_UNIX stream and
+     * seqpacket sockets may be created, and every connect() goes to the
+     * listener, which performs it for the caller after judging the address
+     * (never "continue": the address could change before the kernel reads
+     * it again). Needs notify_denials. */
+    bool emulate_unix_connect;
 };
 
 int harden_seccomp_build(const struct seccomp_opts *o, struct seccomp_prog *out,

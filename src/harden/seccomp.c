@@ -25,8 +25,13 @@
  *    NETLINK_ROUTE, IPPROTO_MPTCP (#15: Landlock's TCP hooks miss it), and
  *    AF_UNIX unless allowAllUnixSockets (#14); socketpair(AF_UNIX, SOCK_DGRAM)
  *    likewise, because a datagram end can sendto() any pathname datagram
- *    socket; stream and seqpacket pairs stay allowed (they reach nothing
- *    outside, and libuv and node use them);
+ *    socket (and SOCK_RAW, which AF_UNIX makes a datagram socket: unix(7));
+ *    stream and seqpacket pairs stay allowed (they reach nothing outside,
+ *    and libuv and node use them). With allowUnixSockets, AF_UNIX stream and
+ *    seqpacket sockets may be created (datagram ones still not) and every
+ *    connect() is emulated by the supervisor (sandbox/unixsock.h): neither
+ *    kind can address a socket in any other way (unix(7): a stream socket
+ *    refuses sendto() with an address, a seqpacket one ignores it);
  *  - personality() flags that weaken ASLR or map page zero (the read-only
  *    query 0xffffffff stays allowed);
  *  - every syscall of a non-native ABI (i386, x32) kills the process (#23).
@@ -190,12 +195,15 @@ int harden_seccomp_denial(const struct seccomp_opts *o, int nr, const uint64_t a
     }
     if (nr == SYS_ioctl && (a1 == (uint32_t)TIOCSTI || a1 == (uint32_t)TIOCLINUX))
         return EPERM;
+    /* AF_UNIX types that are datagram sockets (SOCK_RAW becomes one). */
+    bool unix_dgram = a0 == AF_UNIX && ((a1 & 0xf) == SOCK_DGRAM || (a1 & 0xf) == SOCK_RAW);
     if (nr == SYS_socket) {
         if (a0 == AF_VSOCK || a0 == AF_PACKET || (a0 == AF_NETLINK && (int64_t)a[2] > 0) ||
-            a2 == IPPROTO_MPTCP || (!o->allow_unix_sockets && a0 == AF_UNIX))
+            a2 == IPPROTO_MPTCP ||
+            (!o->allow_unix_sockets && a0 == AF_UNIX && (!o->emulate_unix_connect || unix_dgram)))
             return EPERM;
     }
-    if (nr == SYS_socketpair && !o->allow_unix_sockets && a0 == AF_UNIX && (a1 & 0xf) == SOCK_DGRAM)
+    if (nr == SYS_socketpair && !o->allow_unix_sockets && unix_dgram)
         return EPERM;
     if (nr == SYS_personality && a0 != 0xffffffffu)
         for (size_t i = 0; i < ARRAY_SIZE(weak_personality); i++)
@@ -269,18 +277,27 @@ int harden_seccomp_build(const struct seccomp_opts *o, struct seccomp_prog *out,
     }
     if (!o->allow_unix_sockets) {
         struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, AF_UNIX);
-        if ((r = add(ctx, eperm, SYS_socket, 1, &c, err)) < 0)
+        if (!o->emulate_unix_connect && (r = add(ctx, eperm, SYS_socket, 1, &c, err)) < 0)
             goto out;
         /* A datagram socketpair can still sendto() or connect() any
          * pathname datagram socket it can see (/dev/log, the journal):
          * only stream and seqpacket pairs, which stay connected to each
          * other, are allowed. The type is compared without SOCK_NONBLOCK
-         * and SOCK_CLOEXEC (SOCK_TYPE_MASK, 0xf). */
-        struct scmp_arg_cmp d[2] = {
-            SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, AF_UNIX),
-            SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM),
-        };
-        if ((r = add(ctx, eperm, SYS_socketpair, 2, d, err)) < 0)
+         * and SOCK_CLOEXEC (SOCK_TYPE_MASK, 0xf); SOCK_RAW is a datagram
+         * socket in AF_UNIX. With emulated connects, socket() is refused
+         * the same datagram types. */
+        static const int dgram_types[] = { SOCK_DGRAM, SOCK_RAW };
+        for (size_t i = 0; i < ARRAY_SIZE(dgram_types); i++) {
+            struct scmp_arg_cmp d[2] = {
+                SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, AF_UNIX),
+                SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (unsigned)dgram_types[i]),
+            };
+            if ((r = add(ctx, eperm, SYS_socketpair, 2, d, err)) < 0 ||
+                (o->emulate_unix_connect && (r = add(ctx, eperm, SYS_socket, 2, d, err)) < 0))
+                goto out;
+        }
+        if (o->emulate_unix_connect &&
+            (r = add(ctx, SCMP_ACT_NOTIFY, SYS_connect, 0, NULL, err)) < 0)
             goto out;
     }
 
@@ -316,7 +333,9 @@ int harden_seccomp_build(const struct seccomp_opts *o, struct seccomp_prog *out,
 #endif
         }
     }
-    out->notify = o->notify_denials || o->observe_writes;
+    out->notify = o->notify_denials || o->observe_writes ||
+                  (o->emulate_unix_connect && !o->allow_unix_sockets);
+    out->wait_killable = out->notify && o->emulate_unix_connect && !o->allow_unix_sockets;
     r = export_bpf(ctx, out, err);
 out:
     seccomp_release(ctx);
@@ -332,6 +351,16 @@ void harden_seccomp_free(struct seccomp_prog *p)
 int harden_seccomp_apply(const struct seccomp_prog *p)
 {
     struct sock_fprog prog = { .len = p->len, .filter = p->insns };
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
+    if (p->notify && p->wait_killable) {
+        int r = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                             SECCOMP_FILTER_FLAG_NEW_LISTENER |
+                                 SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+        if (r >= 0 || errno != EINVAL)
+            return r;
+    }
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
                         p->notify ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0, &prog);
 }

@@ -43,6 +43,14 @@ struct resolve_req {
     /* static answer */
     struct sockaddr_storage addr;
     struct resolve_req *next;
+    /* c-ares may answer inside ares_getaddrinfo (the hosts file, "localhost"):
+     * such an answer is kept here and delivered from the loop, as a static
+     * one, so that resolver_lookup never returns a request already freed */
+    bool in_lookup, deferred;
+    int dstatus;
+    const char *dmsg;
+    struct sockaddr_storage *daddrs;
+    size_t dn;
 };
 
 static void arm_timer(struct resolver *r);
@@ -169,11 +177,30 @@ int resolver_new(uv_loop_t *loop, const char *servers, const struct resolver_hos
     return 0;
 }
 
+static void on_static(uv_timer_t *t);
+
 static void deliver(struct resolve_req *q, int status, const struct sockaddr_storage *a, size_t n,
                     const char *msg)
 {
+    if (q->in_lookup) {
+        /* answered synchronously: later, from the loop (on_static) */
+        q->deferred = true;
+        q->dstatus = status;
+        q->dmsg = msg;
+        q->daddrs = n ? calloc(n, sizeof(*a)) : NULL;
+        q->dn = q->daddrs ? n : 0;
+        if (q->daddrs)
+            memcpy(q->daddrs, a, n * sizeof(*a));
+        else if (n)
+            q->dstatus = -ENOMEM, q->dmsg = "out of memory";
+        q->next = q->r->pending_static;
+        q->r->pending_static = q;
+        uv_timer_start(&q->r->static_timer, on_static, 0, 0);
+        return;
+    }
     if (!q->cancelled)
         q->cb(q->ud, status, a, n, msg);
+    free(q->daddrs);
     free(q);
 }
 
@@ -216,7 +243,10 @@ static void on_static(uv_timer_t *t)
     r->pending_static = NULL;
     while (q) {
         struct resolve_req *next = q->next;
-        deliver(q, 0, &q->addr, 1, NULL);
+        if (q->deferred)
+            deliver(q, q->dstatus, q->daddrs, q->dn, q->dmsg);
+        else
+            deliver(q, 0, &q->addr, 1, NULL);
         q = next;
     }
 }
@@ -245,7 +275,9 @@ struct resolve_req *resolver_lookup(struct resolver *r, const char *name, uint16
         return q;
     }
     struct ares_addrinfo_hints h = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    q->in_lookup = true;
     ares_getaddrinfo(r->ch, name, NULL, &h, on_addrinfo, q);
+    q->in_lookup = false;
     arm_timer(r);
     return q;
 }

@@ -577,7 +577,8 @@ int net_proxy_url_parse(const char *url, struct net_proxy_url *o, const char **w
     }
     const char *at = memchr(a, '@', alen);
     if (at) {
-        char cred[512];
+        /* zeroed: the analyzer cannot tell that strlen(cred) bytes are set */
+        char cred[512] = { 0 };
         if (pct_decode(a, (size_t)(at - a), cred, sizeof(cred)) < 0) {
             *why = "credentials too long";
             return -1;

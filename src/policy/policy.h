@@ -65,6 +65,9 @@ struct inject_header {
     char *value;                /* the template, as written */
 };
 
+/* At most this many entries in network.hostPorts and in network.publishPorts. */
+#define CORDON_MAX_LOCAL_PORTS 64
+
 struct cordon_policy {
     enum cordon_policy_source source;
     char *source_path;  /* NULL for the embedded default */
@@ -122,6 +125,14 @@ struct cordon_policy {
         bool strict_allowlist;
         bool allow_all_unix_sockets;
         bool allow_local_binding;  /* accepted; the sandbox has its own loopback */
+        /* network.allowUnixSockets: absolute, normalised (symlinks are
+         * resolved when a run starts); see sandbox/unixsock.h */
+        struct cordon_strlist unix_sockets;
+        /* network.hostPorts and network.publishPorts (sandbox/ports.h) */
+        uint16_t host_ports[CORDON_MAX_LOCAL_PORTS];
+        size_t nhost_ports;
+        uint16_t publish_ports[CORDON_MAX_LOCAL_PORTS];
+        size_t npublish_ports;
     } net;
 
     struct {

@@ -129,8 +129,13 @@ static const char *type_name(const json_t *v)
 static int want(struct ctx *c, const json_t *v, json_type t, const char *what)
 {
     bool ok = json_typeof(v) == t || (t == JSON_TRUE && json_is_boolean(v));
-    if (!ok)
-        return fail(c, EINVAL, "expected %s, got %s", what, type_name(v));
+    if (!ok) {
+        /* -EINVAL spelled out here and in want_string: the analyzer does not
+         * follow a variadic fail() to see that it returns a negative value,
+         * and would chase "refused, yet r >= 0" paths at every caller. */
+        fail(c, EINVAL, "expected %s, got %s", what, type_name(v));
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -141,8 +146,10 @@ static int want_string(struct ctx *c, const json_t *v, const char **out)
     int r = want(c, v, JSON_STRING, "a string");
     if (r < 0)
         return r;
-    if (strlen(json_string_value(v)) != json_string_length(v))
-        return fail(c, EINVAL, "string contains a NUL byte");
+    if (strlen(json_string_value(v)) != json_string_length(v)) {
+        fail(c, EINVAL, "string contains a NUL byte");
+        return -EINVAL;
+    }
     *out = json_string_value(v);
     return 0;
 }
@@ -275,7 +282,7 @@ static int parse_path_entry(struct ctx *c, json_t *e, struct cordon_pathlist *ou
         if (r < 0)
             return r;
     }
-    if (!*s)
+    if (!s || !*s) /* s is set when r >= 0; the analyzer cannot see it through the loop */
         return fail(c, EINVAL, "empty path");
 
     _cleanup_free_ char *work = strdup(s);
@@ -294,6 +301,7 @@ static int parse_path_entry(struct ctx *c, json_t *e, struct cordon_pathlist *ou
             work[0] = '/', work[1] = '\0';
         glob = cordon_path_has_glob(work);
         if (glob && deny && s[strlen(s) - 1] == '/')
+            /* NOLINTNEXTLINE(clang-analyzer-unix.Malloc): _cleanup_free_ frees work */
             return fail(c, EINVAL, "\"%s\": a deny pattern ending in \"/\" would match "
                                    "nothing (srt refuses it too)", s);
     }
@@ -1053,6 +1061,77 @@ static int net_transparent(struct ctx *c, json_t *v) { return parse_bool(c, v, &
 static int net_all_unix(struct ctx *c, json_t *v) { return parse_bool(c, v, &c->p->net.allow_all_unix_sockets); }
 static int net_local_binding(struct ctx *c, json_t *v) { return parse_bool(c, v, &c->p->net.allow_local_binding); }
 
+/* network.allowUnixSockets (srt's key, macOS-only in srt 0.0.83): socket
+ * paths, or directories whose sockets are all allowed (srt's "subpath").
+ * `~` and relative paths are expanded as for filesystem paths; symlinks are
+ * resolved when a run starts (sandbox/unixsock.c). */
+static int net_unix_sockets(struct ctx *c, json_t *v)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of socket paths");
+    if (r < 0)
+        return r;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        const char *s;
+        r = want_string(c, e, &s);
+        if (r < 0)
+            return r;
+        if (!*s)
+            return fail(c, EINVAL, "empty path");
+        if (cordon_path_has_glob(s))
+            return fail(c, EINVAL, "\"%s\": patterns are not supported here; name a socket, or "
+                                   "the directory that holds the sockets", s);
+        struct cordon_error perr = { 0 };
+        _cleanup_free_ char *abs = cordon_path_expand(s, c->p->home, c->p->cwd, &perr);
+        if (!abs)
+            return fail(c, perr.code, "%s", perr.msg);
+        if (cordon_strlist_add(&c->p->net.unix_sockets, abs) < 0)
+            return fail(c, ENOMEM, "out of memory");
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+/* network.hostPorts and network.publishPorts: ports of the sandbox's own
+ * loopback (sandbox/ports.h). Checked against each other and against
+ * cordon's own listeners in ports_checks(). */
+static int port_list(struct ctx *c, json_t *v, uint16_t *out, size_t *n)
+{
+    int r = want(c, v, JSON_ARRAY, "an array of ports");
+    if (r < 0)
+        return r;
+    if (json_array_size(v) > CORDON_MAX_LOCAL_PORTS)
+        return fail(c, EINVAL, "at most %d ports", CORDON_MAX_LOCAL_PORTS);
+    *n = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        size_t old = ptr_push_index(c, i);
+        uint16_t port = 0;
+        r = port_value(c, e, &port);
+        if (r < 0)
+            return r;
+        for (size_t k = 0; k < *n; k++)
+            if (out[k] == port)
+                return fail(c, EINVAL, "port %u is listed twice", port);
+        out[(*n)++] = port;
+        ptr_pop(c, old);
+    }
+    return 0;
+}
+
+static int net_host_ports(struct ctx *c, json_t *v)
+{
+    return port_list(c, v, c->p->net.host_ports, &c->p->net.nhost_ports);
+}
+
+static int net_publish_ports(struct ctx *c, json_t *v)
+{
+    return port_list(c, v, c->p->net.publish_ports, &c->p->net.npublish_ports);
+}
+
 static const struct key net_keys[] = {
     { "allowedDomains", KEY_IMPL, net_allowed, NULL, NULL },
     { "deniedDomains", KEY_IMPL, net_denied, NULL, NULL },
@@ -1061,7 +1140,7 @@ static const struct key net_keys[] = {
     { "allowAllUnixSockets", KEY_IMPL, net_all_unix, NULL, NULL },
     { "allowLocalBinding", KEY_IMPL, net_local_binding, NULL, NULL },
     { "allowMachLookup", KEY_IGNORED, NULL, "macOS-only srt key", NULL },
-    { "allowUnixSockets", KEY_UNSUPPORTED, NULL, "unix sockets by path", "[]" },
+    { "allowUnixSockets", KEY_IMPL, net_unix_sockets, NULL, NULL },
     { "deniedResolvedAddresses", KEY_IMPL, net_denied_resolved, NULL, NULL },
     { "httpProxyPort", KEY_IMPL, net_http_port, NULL, NULL },
     { "socksProxyPort", KEY_IMPL, net_socks_port, NULL, NULL },
@@ -1082,8 +1161,8 @@ static const struct key net_keys[] = {
     { "injectHeaders", KEY_IMPL, net_inject_headers, NULL, NULL },
     { "stripRequestHeaders", KEY_IMPL, net_strip_request, NULL, NULL },
     { "transparent", KEY_IMPL, net_transparent, NULL, NULL },
-    { "hostPorts", KEY_UNSUPPORTED, NULL, "host ports", "[]" },
-    { "publishPorts", KEY_UNSUPPORTED, NULL, "published ports", "[]" },
+    { "hostPorts", KEY_IMPL, net_host_ports, NULL, NULL },
+    { "publishPorts", KEY_IMPL, net_publish_ports, NULL, NULL },
 };
 
 static int parse_network(struct ctx *c, json_t *v)
@@ -1771,8 +1850,10 @@ static int cred_checks(struct ctx *c)
         bool used = false;
         for (size_t i = 0; i < p->creds.naws; i++) {
             const struct aws_pair *ap = &p->creds.aws[i];
-            used |= strcmp(ap->akid_var, "AWS_ACCESS_KEY_ID") == 0 ||
-                    strcmp(ap->secret_var, "AWS_SECRET_ACCESS_KEY") == 0;
+            /* never NULL (only token_var may be); tested for the analyzer,
+             * which saw the loop above test all three */
+            used |= (ap->akid_var && strcmp(ap->akid_var, "AWS_ACCESS_KEY_ID") == 0) ||
+                    (ap->secret_var && strcmp(ap->secret_var, "AWS_SECRET_ACCESS_KEY") == 0);
         }
         if (whole_a && whole_s && !used) {
             struct aws_pair *nv = realloc(p->creds.aws, (p->creds.naws + 1) * sizeof(*nv));
@@ -1810,6 +1891,42 @@ static int cred_checks(struct ctx *c)
     return 0;
 }
 
+/* hostPorts and publishPorts name ports of the sandbox's own loopback: not
+ * one of cordon's listeners there (sandbox.h, capture.h), and not both. */
+static int ports_checks(struct ctx *c)
+{
+    const struct cordon_policy *p = c->p;
+    static const struct {
+        uint16_t port;
+        const char *what;
+    } taken[] = {
+        { 3128, "cordon's HTTP proxy" },
+        { 1080, "cordon's SOCKS5 proxy" },
+        { 3129, "cordon's transparent listener" },
+        { 53, "cordon's DNS server" },
+    };
+    for (int list = 0; list < 2; list++) {
+        const uint16_t *v = list ? p->net.publish_ports : p->net.host_ports;
+        size_t n = list ? p->net.npublish_ports : p->net.nhost_ports;
+        const char *key = list ? "publishPorts" : "hostPorts";
+        for (size_t i = 0; i < n; i++) {
+            snprintf(c->ptr, sizeof(c->ptr), "/network/%s/%zu", key, i);
+            for (size_t k = 0; k < ARRAY_SIZE(taken); k++)
+                if (v[i] == taken[k].port && (v[i] != 53 || p->net.transparent))
+                    return fail(c, EINVAL, "port %u is taken inside the sandbox by %s", v[i],
+                                taken[k].what);
+            for (size_t k = 0; list && k < p->net.nhost_ports; k++)
+                if (v[i] == p->net.host_ports[k])
+                    return fail(c, EINVAL, "port %u is also in network.hostPorts (/network/"
+                                           "hostPorts/%zu): a port of the sandbox's loopback "
+                                           "cannot lead to the host and be published too",
+                                v[i], k);
+        }
+    }
+    c->ptr[0] = '\0';
+    return 0;
+}
+
 /* Rules that span keys (srt-compat.md 1.1, 1.3). */
 static int cross_checks(struct ctx *c)
 {
@@ -1820,6 +1937,8 @@ static int cross_checks(struct ctx *c)
                                "(as in srt)");
     int cr = cred_checks(c);
     if (cr < 0)
+        return cr;
+    if ((cr = ports_checks(c)) < 0)
         return cr;
     if (p->net.nreq_rules && (p->net.http_proxy_port || p->net.socks_proxy_port))
         return fail(c, EINVAL, "/network: requestRules cannot be enforced when httpProxyPort or "
@@ -2043,6 +2162,7 @@ void cordon_policy_free(cordon_policy *p)
     cordon_pathlist_clear(&p->fs.deny_write);
     cordon_strlist_clear(&p->net.allowed_domains);
     cordon_strlist_clear(&p->net.denied_domains);
+    cordon_strlist_clear(&p->net.unix_sockets);
     for (size_t i = 0; i < p->net.rules.nallow; i++)
         net_entry_free(&p->net.rules.allow[i]);
     for (size_t i = 0; i < p->net.rules.ndeny; i++)
@@ -2254,6 +2374,19 @@ char *cordon_policy_to_json(const cordon_policy *p)
                 json_object_set_new(t, "caKeyPath", json_string(p->net.tls_ca_key));
             }
             json_object_set_new(net, "tlsTerminate", t);
+        }
+        /* Printed only when set, like httpProxyPort: the printed default
+         * policy stays what it was before these keys existed. */
+        if (p->net.unix_sockets.n)
+            json_object_set_new(net, "allowUnixSockets", strings_json(&p->net.unix_sockets));
+        for (int list = 0; list < 2; list++) {
+            size_t n = list ? p->net.npublish_ports : p->net.nhost_ports;
+            json_t *a = n ? json_array() : NULL;
+            for (size_t i = 0; a && i < n; i++)
+                json_array_append_new(a, json_integer(list ? p->net.publish_ports[i]
+                                                           : p->net.host_ports[i]));
+            if (a)
+                json_object_set_new(net, list ? "publishPorts" : "hostPorts", a);
         }
         if (p->net.http_proxy_port)
             json_object_set_new(net, "httpProxyPort", json_integer(p->net.http_proxy_port));

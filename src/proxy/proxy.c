@@ -23,11 +23,13 @@
  *    copied to the heap (or sit in a splice pipe, in the kernel).
  */
 #include "proxy.h"
+#include "decider.h"
 #include "http.h"
 #include "pathnorm.h"
 #include "socks5.h"
 #include "subst.h"
 #include "tls/creds.h"
+#include "tls/hello.h"
 #include "tls/sigv4.h"
 #include "tls/tls.h"
 #include "core/cleanup.h"
@@ -75,6 +77,7 @@ enum state {
                      sends for a while, so the answer is not lost to a reset */
     ST_SNIFF,     /* captured, not intercepted: the client's first bytes must name the
                      destination (or the server speaks first) */
+    ST_DECIDING,  /* cordon proxy: the head is read; waiting for the decider's verdict */
 };
 
 enum flow_mode {
@@ -161,6 +164,10 @@ struct conn {
     bool tls_mode;          /* HTTP inside terminated TLS */
     const char *tls_fail;   /* why the client handshake was refused (static) */
     char tls_fail_buf[640];
+    char sni[256];          /* the server name the client sent, or "" */
+
+    /* cordon proxy: this connection's exchange with the decider (decider.h) */
+    struct dv_conn *dv;
     bool kick;              /* OpenSSL holds decrypted bytes poll cannot see */
     struct conn *kick_next;
 
@@ -320,6 +327,16 @@ static int ep_push_in(struct ep *e, const char *data, size_t n)
     memcpy(e->in + e->inlen, data, n);
     e->inlen += n;
     return 0;
+}
+
+/* Before conn_close in the middle of a response: a reset, not a FIN, so
+ * that the upstream stops sending now rather than when the closed socket's
+ * shut window finally times out. */
+static void upstream_abort(struct conn *c)
+{
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    if (c->u.fd >= 0 && !c->u.ssl)
+        setsockopt(c->u.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
 static void set_nodelay(int fd)
@@ -586,10 +603,14 @@ static void http_answer(struct conn *c, int status, const char *phrase, const ch
         transparent_reset(c);
         return;
     }
-    char reason[512], body[1024], head[2048];
+    char reason[1100], body[1400], head[2048];
     clean_text(reason, sizeof(reason), body_reason);
+    /* cordon proxy: srt's X-Deny-Reason codes, and the reason alone */
+    const char *code = c->px->cfg.decider ? decider_deny_code(errtag) : NULL;
     int bl;
-    if (c->target.host[0])
+    if (code)
+        bl = snprintf(body, sizeof(body), "%s\n", reason);
+    else if (c->target.host[0])
         bl = snprintf(body, sizeof(body), "cordon: %s:%u: %s\n", c->target.host,
                       (unsigned)c->target.port, reason);
     else
@@ -601,9 +622,10 @@ static void http_answer(struct conn *c, int status, const char *phrase, const ch
     char ph[256];
     clean_text(ph, sizeof(ph), phrase);
     int hl = snprintf(head, sizeof(head),
-                      "HTTP/1.1 %d %s\r\nX-Proxy-Error: %s\r\nContent-Type: text/plain\r\n"
+                      "HTTP/1.1 %d %s\r\n%s: %s\r\nContent-Type: text/plain\r\n"
                       "Content-Length: %d\r\nConnection: close\r\n\r\n",
-                      status, ph, errtag, bl);
+                      status, ph, code ? "X-Deny-Reason" : "X-Proxy-Error", code ? code : errtag,
+                      bl);
     if (hl > 0 && (size_t)hl < sizeof(head))
         ep_append_out(&c->c, head, (size_t)hl);
     if (!c->req_head_method)
@@ -691,6 +713,13 @@ static bool in_denied_resolved(const struct proxy *px, const struct net_target *
     return false;
 }
 
+/* The host-level verdict: the settings' rules, or (cordon proxy) the
+ * decider's hello lists, where an entry without a port covers every port. */
+static struct net_verdict host_verdict(const struct proxy *px, const struct net_target *t)
+{
+    return px->cfg.decider ? decider_host(px->cfg.decider, t) : net_decide(px->cfg.rules, t);
+}
+
 static bool address_ok(struct conn *c, const struct sockaddr_storage *ss, const char **why)
 {
     struct net_target t = { .port = c->target.port };
@@ -710,9 +739,15 @@ static bool address_ok(struct conn *c, const struct sockaddr_storage *ss, const 
             memset(t.addr + 4, 0, 12);
         }
     }
-    struct net_verdict v = net_decide(c->px->cfg.rules, &t);
+    struct net_verdict v = host_verdict(c->px, &t);
     if (v.allow && v.rule && (v.rule->kind == HOST_IPV4 || v.rule->kind == HOST_IPV6))
         return !in_denied_resolved(c->px, &t, why);
+    /* cordon proxy, as srt: an allowed "localhost" resolves to loopback only */
+    int lo = c->px->cfg.decider ? decider_loopback_name(&c->target, t.kind == HOST_IPV4 ? 4 : 6,
+                                                        t.addr, why)
+                                : -1;
+    if (lo >= 0)
+        return lo == 0 && !in_denied_resolved(c->px, &t, why);
     if (net_addr_forbidden(t.kind == HOST_IPV4 ? 4 : 6, t.addr, c->px->cfg.allow_private, why))
         return false;
     if (own_address(c->px, t.kind == HOST_IPV4 ? 4 : family, t.addr)) {
@@ -790,28 +825,6 @@ static bool tls_excluded(const struct proxy_config *cfg, const struct net_target
     return false;
 }
 
-/* The server_name extension: a list of (type, length, name); the first
- * host_name entry (RFC 6066 3). */
-static bool sni_of(SSL *s, char *out, size_t n)
-{
-    const unsigned char *p;
-    size_t len;
-    if (!SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &p, &len) || len < 5)
-        return false;
-    size_t list = ((size_t)p[0] << 8) | p[1];
-    if (list + 2 != len || p[2] != 0)
-        return false;
-    size_t nl = ((size_t)p[3] << 8) | p[4];
-    if (nl == 0 || nl + 5 > len || nl >= n)
-        return false;
-    for (size_t i = 0; i < nl; i++)
-        if (p[5 + i] <= 0x20 || p[5 + i] >= 0x7f)
-            return false;
-    memcpy(out, p + 5, nl);
-    out[nl] = '\0';
-    return true;
-}
-
 /* Before our certificate is chosen: refuse ECH (the outer SNI would not be
  * the real destination, T25), refuse an SNI that does not name the CONNECT
  * target (domain fronting, T1), and mint the leaf. */
@@ -823,7 +836,7 @@ static int client_hello_cb(SSL *s, int *al, void *arg)
         return SSL_CLIENT_HELLO_ERROR;
     const unsigned char *ext;
     size_t extlen;
-    if (SSL_client_hello_get0_ext(s, 0xfe0d, &ext, &extlen)) {
+    if (SSL_client_hello_get0_ext(s, TLS_EXT_ECH, &ext, &extlen)) {
         c->tls_fail = "the ClientHello carries Encrypted Client Hello, which would hide the "
                       "real destination; ECH is refused";
         *al = SSL_AD_ACCESS_DENIED;
@@ -832,7 +845,8 @@ static int client_hello_cb(SSL *s, int *al, void *arg)
     char sni[256];
     const char *host = c->target.host;
     bool is_ip = c->target.kind != HOST_NAME;
-    if (sni_of(s, sni, sizeof(sni))) {
+    if (tls_sni_of(s, sni, sizeof(sni))) {
+        snprintf(c->sni, sizeof(c->sni), "%s", sni);
         struct net_target t;
         const char *why = NULL;
         bool same = net_canon_host(sni, &t, &why) == 0 && t.kind == c->target.kind &&
@@ -900,7 +914,8 @@ static bool tls_peek(struct conn *c)
             i++;
         if (i == c->c.inlen && c->c.inlen < SNIFF && !c->c.eof)
             return false; /* a method so far: wait for more */
-        if (i > 0 && i < c->c.inlen && c->c.in[i] == ' ') {
+        /* (cordon proxy, as srt: a tunnel is TLS, or refused) */
+        if (i > 0 && i < c->c.inlen && c->c.in[i] == ' ' && !c->px->cfg.decider) {
             c->tls_mode = true;
             c->st = ST_HEAD;
             uv_timer_start(&c->timer, on_timeout, IDLE_TIMEOUT_MS, 0);
@@ -969,6 +984,13 @@ static bool tls_step(struct conn *c)
             tls_refuse(c, why);
             return true;
         }
+        if (c->px->cfg.decider) {
+            /* cordon proxy: requests first; each is decided, then dialled */
+            c->tls_mode = true;
+            c->st = ST_HEAD;
+            uv_timer_start(&c->timer, on_timeout, IDLE_TIMEOUT_MS, 0);
+            return true;
+        }
         start_upstream_tls(c);
         return true;
     }
@@ -982,10 +1004,20 @@ static bool tls_step(struct conn *c)
         c->u.tls_want = 0;
         SSL_free(c->u.ssl);
         c->u.ssl = NULL;
+        if (!c->tls_mode) /* no request yet (with a decider, one waits) */
+            snprintf(c->method, sizeof(c->method), "-");
         c->tls_mode = true;
-        snprintf(c->method, sizeof(c->method), "-");
         audit_request(c, 502, true, why);
         http_answer(c, 502, "Bad Gateway", "upstream-tls", why);
+        return true;
+    }
+    if (c->px->cfg.decider) {
+        /* cordon proxy: the allowed request that was waiting for it */
+        uv_timer_stop(&c->timer);
+        c->st = ST_FORWARD;
+        ep_append_out(&c->u, c->fwd_head, c->fwd_len);
+        free(c->fwd_head);
+        c->fwd_head = NULL;
         return true;
     }
     c->tls_mode = true;
@@ -1119,12 +1151,31 @@ static bool handle_hop_answer(struct conn *c)
     return true;
 }
 
+/* An intercepted tunnel is taken: the 200 (or SOCKS reply), then the
+ * client's TLS handshake. */
+static void start_intercept(struct conn *c)
+{
+    if (c->kind == PROXY_SOCKS5) {
+        socks_answer(c, SOCKS5_OK);
+    } else if (c->kind != PROXY_TRANSPARENT) {
+        static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+        ep_append_out(&c->c, ok, sizeof(ok) - 1);
+    }
+    c->counted = true;
+    c->px->tls_tunnels++;
+    c->px->stats.intercepted++;
+    c->st = ST_TLS_PEEK;
+    uv_timer_start(&c->timer, on_timeout, (uint64_t)c->px->cfg.tls_handshake_timeout_ms, 0);
+}
+
+static void dial(struct conn *c);
+
 /* The destination is known (c->target): decide, then resolve or dial. */
 static void decide(struct conn *c)
 {
     if (c->is_connect || c->kind == PROXY_SOCKS5)
         synth_to_name(c);
-    struct net_verdict v = net_decide(c->px->cfg.rules, &c->target);
+    struct net_verdict v = host_verdict(c->px, &c->target);
     c->rule = v.rule ? v.rule->text : NULL;
     if (!v.allow) {
         const char *custom = custom_reason(c, v.rule);
@@ -1179,12 +1230,27 @@ static void decide(struct conn *c)
                         "too many intercepted tunnels (tlsTerminate.maxTunnels)");
         return;
     }
-    /* Reuse the upstream of the previous plain request when it goes to the
+    if (c->intercept && c->px->cfg.decider) {
+        /* cordon proxy: nothing is dialled before a verdict; the upstream
+         * is dialled for the first request the decider allows */
+        start_intercept(c);
+        return;
+    }
+    dial(c);
+}
+
+/* Resolve and connect to c->target, or reuse the upstream of the previous
+ * request. */
+static void dial(struct conn *c)
+{
+    /* Reuse the upstream of the previous plain request (or, cordon proxy,
+     * of the previous request in an intercepted tunnel) when it goes to the
      * same place (HTTP keep-alive). */
-    if (c->upstream_ok && !c->is_connect && c->up_port == c->target.port &&
+    if (c->upstream_ok && (!c->is_connect || c->tls_mode) && c->up_port == c->target.port &&
         strcmp(c->up_host, c->target.host) == 0 && upstream_alive(c)) {
         snprintf(c->addr_text, sizeof(c->addr_text), "%s", c->up_addr);
-        audit_connect(c, true, NULL);
+        if (!c->tls_mode)
+            audit_connect(c, true, NULL);
         c->st = ST_FORWARD;
         ep_append_out(&c->u, c->fwd_head, c->fwd_len);
         free(c->fwd_head);
@@ -1306,18 +1372,10 @@ static void connected(struct conn *c)
         c->up.mode = c->down.mode = FLOW_RAW;
     } else if (c->hop && (c->is_connect || c->kind == PROXY_SOCKS5)) {
         hop_connect(c);
+    } else if (c->intercept && c->px->cfg.decider) {
+        start_upstream_tls(c); /* cordon proxy: for the request the decider allowed */
     } else if (c->intercept) {
-        if (c->kind == PROXY_SOCKS5) {
-            socks_answer(c, SOCKS5_OK);
-        } else if (c->kind != PROXY_TRANSPARENT) {
-            static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-            ep_append_out(&c->c, ok, sizeof(ok) - 1);
-        }
-        c->counted = true;
-        c->px->tls_tunnels++;
-        c->px->stats.intercepted++;
-        c->st = ST_TLS_PEEK;
-        uv_timer_start(&c->timer, on_timeout, (uint64_t)c->px->cfg.tls_handshake_timeout_ms, 0);
+        start_intercept(c);
     } else if (c->kind == PROXY_SOCKS5) {
         socks_answer(c, SOCKS5_OK);
         c->st = ST_TUNNEL;
@@ -1362,6 +1420,9 @@ static void start_connect(struct conn *c)
     }
     c->u.want = UV_WRITABLE;
     uv_poll_start(c->u.poll, UV_WRITABLE, on_upstream_poll);
+    /* An upstream that drops SYNs must not hold the client for the
+     * kernel's two minutes: 504 and a record (on_timeout). */
+    uv_timer_start(&c->timer, on_timeout, CONNECT_TIMEOUT_MS, 0);
 }
 
 /* ---- relay --------------------------------------------------------------- */
@@ -1515,6 +1576,7 @@ static int relay_xf(struct ep *src, struct ep *dst, struct flow *f, uint64_t *to
             return -2;
         flow_charge(f, payload);
         *total += used;
+        /* cppcheck-suppress knownConditionTrueFalse ; false when ep_recv read fresh bytes */
         if (buffered) {
             ep_consume_in(src, used);
         } else if (used < n && ep_push_in(src, data + used, n - used) < 0) {
@@ -1909,6 +1971,7 @@ static bool cred_prepare_request(struct conn *c, const struct http_request *q)
             http_answer(c, 403, "Forbidden", "blocked-by-rule", reason);
             return false;
         }
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
         const struct cred_header **nv = realloc(c->cred_hdrs, (c->ncred_hdrs + 1) * sizeof(*nv));
         if (!nv)
             continue;
@@ -2025,7 +2088,7 @@ static void hb_add(struct hbuf *b, const char *s, size_t n)
 {
     if (b->oom)
         return;
-    if (b->n + n + 1 > b->cap) {
+    if (!b->p || b->n + n + 1 > b->cap) { /* !p: said outright for the analyzer */
         size_t cap = (b->n + n + 1) * 2;
         char *np = malloc(cap);
         if (!np) {
@@ -2477,6 +2540,8 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
         const struct http_header *f = &r->headers[i];
         if (hop_by_hop(f, conn_hdr))
             continue;
+        if (decider_drops_header(c->dv, f->name, f->name_len))
+            continue; /* cordon proxy: the decider's removeHeaders, setHeaders, cred */
         if (strip_always(cfg, f)) {
             cred_note(c, "stripped", f->name, f->name_len);
             continue;
@@ -2518,6 +2583,9 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
         }
         hb_str(&b, "\r\n");
     }
+    size_t dvn;
+    const char *dvl = decider_set_lines(c->dv, &dvn);
+    hb_add(&b, dvl, dvn);
     if (rechunk)
         hb_str(&b, "Transfer-Encoding: chunked\r\n");
     if (c->ncred_back) {
@@ -2597,6 +2665,8 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
     free(c->fwd_head);
     c->fwd_head = b.p;
     c->fwd_len = b.n;
+    if (decider_request_done(c->dv))
+        c->req_rule_text = "decider";
     return 0;
 }
 
@@ -2715,6 +2785,46 @@ static void set_request_flows(struct conn *c, const struct http_request *q)
     c->resp_head_done = false;
 }
 
+/* cordon proxy: a verdict (or a refusal) came for this connection's request. */
+static void dv_wake(void *owner)
+{
+    struct conn *c = owner;
+    if (c->closing || (c->st != ST_DECIDING && c->st != ST_HEAD))
+        return;
+    c->st = ST_HEAD;
+    conn_update(c);
+}
+
+/* cordon proxy: the decider's verdict on the request in c->c.in (decider.h).
+ * True: allowed, go on (build_forward_head applies its header edits). False:
+ * waiting for the verdict, or reading the body it asked for (up to
+ * head_cap), or answered here. */
+static bool ask_decider(struct conn *c, const struct http_request *q, size_t headlen)
+{
+    free(c->path);
+    c->path = q->path ? strndup(q->path, q->path_len) : strdup("*");
+    struct dv_reqinfo ri = { q, c->c.in, &c->target, c->c.ssl != NULL, c->sni };
+    struct dv_answer a;
+    enum dv_result r = decider_request(c->px->cfg.decider, &c->dv, &ri, headlen,
+                                       c->c.inlen - headlen, c->c.eof, dv_wake, c, &a);
+    c->head_cap = r == DV_WAIT ? a.cap : 0;
+    if (r == DV_GO)
+        return true;
+    if (r == DV_WAIT) {
+        if (a.send_continue && a.cap) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            ep_append_out(&c->c, cont, sizeof(cont) - 1);
+        }
+        c->st = a.cap ? ST_HEAD : ST_DECIDING;
+        return false;
+    }
+    c->deny_rule = a.rule;
+    audit_request(c, a.status, false, a.reason);
+    c->deny_rule = NULL;
+    http_answer(c, a.status, decider_status_phrase(a.status), a.code, a.reason);
+    return false;
+}
+
 /* A request inside an intercepted tunnel: the destination is fixed (the
  * CONNECT target, already allowed and connected); the request must name it
  * (T2: a Host that differs is 421 Misdirected Request, RFC 9110 15.5.20). */
@@ -2727,6 +2837,8 @@ static void handle_tls_request(struct conn *c, int headlen)
     free(c->path);
     c->path = q->path ? strndup(q->path, q->path_len) : strdup("*");
     c->req_rule_text = NULL;
+    if (c->px->cfg.decider && !ask_decider(c, q, (size_t)headlen))
+        return;
     if (q->form == HTTP_TARGET_AUTHORITY) {
         audit_request(c, 400, false, "CONNECT inside an intercepted tunnel");
         http_answer(c, 400, "Bad Request", "bad-request",
@@ -2779,6 +2891,10 @@ static void handle_tls_request(struct conn *c, int headlen)
     }
     ep_consume_in(&c->c, (size_t)headlen);
     uv_timer_stop(&c->timer);
+    if (c->px->cfg.decider) {
+        dial(c); /* cordon proxy: the upstream of this tunnel, now allowed */
+        return;
+    }
     c->st = ST_FORWARD;
     ep_append_out(&c->u, c->fwd_head, c->fwd_len);
     free(c->fwd_head);
@@ -2805,8 +2921,10 @@ static void handle_http_head(struct conn *c)
             memset(&c->target, 0, sizeof(c->target));
             c->rule = NULL;
         }
-        audit_request(c, -r, false, why);
-        http_answer(c, -r, status_phrase(-r), "bad-request", why);
+        /* (cordon proxy, as srt: every malformed head is a 400) */
+        int st = c->px->cfg.decider ? 400 : -r;
+        audit_request(c, st, false, why);
+        http_answer(c, st, status_phrase(st), "bad-request", why);
         return;
     }
     if (c->tls_mode) {
@@ -2826,6 +2944,10 @@ static void handle_http_head(struct conn *c)
         return;
     }
     const char *cwhy = NULL;
+    if (c->px->cfg.decider && !decider_host_ascii(q->host, q->host_is_ipv6)) {
+        http_answer(c, 400, "Bad Request", "bad-request", "destination host is not plain ASCII");
+        return;
+    }
     if (net_canon_host(q->host, &c->target, &cwhy) < 0) {
         http_answer(c, 400, "Bad Request", "bad-request", cwhy);
         return;
@@ -2849,7 +2971,9 @@ static void handle_http_head(struct conn *c)
     c->req_upgrade = q->upgrade;
     set_request_flows(c, q);
     /* The host first (its refusal is the clearer answer), then the rules. */
-    if (net_decide(c->px->cfg.rules, &c->target).allow) {
+    if (host_verdict(c->px, &c->target).allow) {
+        if (c->px->cfg.decider && !ask_decider(c, q, (size_t)r))
+            return;
         if (!judge_request(c, q) || !cred_prepare_request(c, q))
             return;
         if (aws_prepare(c, q, (size_t)r) <= 0)
@@ -3158,6 +3282,7 @@ static void transparent_start(struct conn *c)
     c->is_connect = true;
     struct sockaddr_storage peer, od;
     socklen_t pl = sizeof(peer), ol = sizeof(od);
+    memset(&peer, 0, sizeof(peer)); /* the analyzer cannot tell getpeername filled it */
     memset(&od, 0, sizeof(od));
     bool v6 = getpeername(c->c.fd, (struct sockaddr *)&peer, &pl) == 0 &&
               peer.ss_family == AF_INET6 &&
@@ -3190,64 +3315,6 @@ static void transparent_start(struct conn *c)
     decide(c);
 }
 
-struct sniff {
-    bool seen, ech, bad_sni;
-    char sni[256];
-};
-
-/* Called by OpenSSL once a whole ClientHello is parsed: note what it says,
- * and stop (this SSL never answers). */
-static int sniff_hello_cb(SSL *s, int *al, void *arg)
-{
-    (void)arg;
-    struct sniff *r = SSL_get_app_data(s);
-    const unsigned char *ext;
-    size_t extlen;
-    r->seen = true;
-    r->ech = SSL_client_hello_get0_ext(s, 0xfe0d, &ext, &extlen) == 1;
-    if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &ext, &extlen) == 1 &&
-        !sni_of(s, r->sni, sizeof(r->sni)))
-        r->bad_sni = true;
-    *al = SSL_AD_HANDSHAKE_FAILURE;
-    return SSL_CLIENT_HELLO_ERROR;
-}
-
-/* Parse the ClientHello at the start of c->c.in with OpenSSL's own parser
- * (what the origin will parse), from a copy: the bytes stay buffered for
- * the tunnel. 1: read (r filled), 0: more bytes needed, -1: not one. */
-static int sniff_hello(struct conn *c, struct sniff *r)
-{
-    memset(r, 0, sizeof(*r));
-    if (!c->px->sniff_ctx) {
-        /* Made on first use: OpenSSL's start-up costs milliseconds, and
-         * most runs never see a captured ClientHello. */
-        c->px->sniff_ctx = SSL_CTX_new(TLS_server_method());
-        if (!c->px->sniff_ctx)
-            return -1;
-        SSL_CTX_set_client_hello_cb(c->px->sniff_ctx, sniff_hello_cb, NULL);
-    }
-    SSL *s = SSL_new(c->px->sniff_ctx);
-    BIO *rb = BIO_new_mem_buf(c->c.in, (int)c->c.inlen), *wb = BIO_new(BIO_s_mem());
-    if (!s || !rb || !wb) {
-        SSL_free(s);
-        BIO_free(rb);
-        BIO_free(wb);
-        return -1;
-    }
-    BIO_set_mem_eof_return(rb, -1); /* the end of the bytes so far: "retry", not EOF */
-    SSL_set_bio(s, rb, wb);
-    SSL_set_app_data(s, r);
-    SSL_set_accept_state(s);
-    ERR_clear_error();
-    int k = SSL_do_handshake(s);
-    int e = SSL_get_error(s, k);
-    SSL_free(s);
-    ERR_clear_error();
-    if (r->seen)
-        return 1;
-    return e == SSL_ERROR_WANT_READ ? 0 : -1;
-}
-
 /* ST_SNIFF: the upstream is connected. Returns true when the state changed. */
 static bool transparent_sniff(struct conn *c)
 {
@@ -3270,8 +3337,10 @@ static bool transparent_sniff(struct conn *c)
         return false;
     }
     if ((unsigned char)c->c.in[0] == 0x16) {
-        struct sniff r;
-        int k = sniff_hello(c, &r);
+        /* OpenSSL's own parser (what the origin will run), on the bytes so
+         * far; they stay buffered for the tunnel (tls/hello.h) */
+        struct tls_hello r;
+        int k = tls_hello_read(&c->px->sniff_ctx, c->c.in, c->c.inlen, &r);
         if (k == 0 && c->c.inlen < SNIFF_MAX && !c->c.eof) {
             uv_timer_start(&c->timer, on_timeout, HEAD_TIMEOUT_MS, 0);
             return false;
@@ -3349,9 +3418,13 @@ static void on_timeout(uv_timer_t *t)
         return;
     }
     if (c->st == ST_HEAD) {
-        if (c->kind == PROXY_HTTP && c->c.inlen > 0)
+        if (c->kind == PROXY_HTTP && c->c.inlen > 0) {
+            /* Recorded, as a malformed head is (method "-"). */
+            snprintf(c->method, sizeof(c->method), "-");
+            audit_request(c, 408, false, "the request head was not completed in time");
             http_answer(c, 408, "Request Timeout", "timeout", "the request head was not "
                                                               "completed in time");
+        }
         else {
             conn_close(c);
             return;
@@ -3450,8 +3523,19 @@ static void conn_update(struct conn *c)
                 conn_close(c);
                 return;
             }
+            /* The client's EOF (a half-close, or a client that gave up)
+             * goes upstream as a FIN once the request is out, as in a
+             * tunnel: the upstream answers or closes, and an upstream that
+             * stalls learns that nobody waits. Not with a pipelined request
+             * still to forward on this upstream. */
+            if (c->c.eof && c->c.inlen == 0 && !c->u.shut && !ep_has_out(&c->u) &&
+                c->up.inpipe == 0) {
+                ep_shutdown_write(&c->u);
+                c->u.shut = true;
+            }
             if (!c->resp_head_done) {
-                if (c->u.inlen > 0) {
+                /* An EOF with nothing read is a response too: 502 */
+                if (c->u.inlen > 0 || c->u.eof) {
                     int h = handle_response_head(c);
                     if (c->st != ST_FORWARD) {
                         again = true;
@@ -3472,16 +3556,28 @@ static void conn_update(struct conn *c)
             }
             int b = relay(&c->u, &c->c, &c->down, &c->bytes_down_total);
             if (b < 0) {
+                audit_request(c, c->resp_status, true, "the response was cut short (the upstream "
+                                                       "failed or the client went away)");
+                upstream_abort(c);
                 conn_close(c);
                 return;
             }
             if (c->down.mode == FLOW_RAW && c->u.eof && !ep_has_out(&c->c) && c->down.inpipe == 0)
                 c->down.mode = FLOW_DONE;
+            if ((c->down.mode == FLOW_LENGTH || c->down.mode == FLOW_CHUNKED) && c->u.eof &&
+                !ep_has_out(&c->c) && c->down.inpipe == 0) {
+                /* RFC 9112 8: the message is incomplete; the client must
+                 * see it end rather than wait for bytes that never come. */
+                audit_request(c, c->resp_status, true, "the upstream closed before the end of the "
+                                                       "response");
+                conn_close(c);
+                return;
+            }
             if (c->down.mode == FLOW_DONE && c->up.mode == FLOW_DONE && !ep_has_out(&c->c) &&
                 c->down.inpipe == 0) {
                 audit_request(c, c->resp_status, true, NULL);
                 bool keep = c->req_keep_alive && c->resp_keep_alive && !c->resp_until_close &&
-                            !c->u.eof;
+                            !c->u.eof && !c->u.shut && !(c->c.eof && c->c.inlen == 0);
                 if (!keep) {
                     conn_close(c);
                     return;
@@ -3575,6 +3671,7 @@ static void conn_update(struct conn *c)
             cw |= UV_WRITABLE;
         break;
     case ST_RESOLVING:
+    case ST_DECIDING: /* nothing is read until the verdict */
         if (ep_has_out(&c->c))
             cw |= UV_WRITABLE;
         break;
@@ -3616,6 +3713,10 @@ static void conn_update(struct conn *c)
                                                   c->down.mode != FLOW_DONE));
         if (up_active && !c->c.eof && !ep_has_out(&c->u) &&
             (!c->up.splice || (c->up.inpipe < PIPE_SIZE && !c->up.pipe_full)))
+            cw |= UV_READABLE;
+        /* The request is out: a pipelined one, or the client's EOF, must
+         * still be seen (on_client_poll reads it into c->c.in). */
+        if (c->st == ST_FORWARD && !up_active && !c->c.eof && c->c.inlen == 0)
             cw |= UV_READABLE;
         if (down_active && !c->u.eof && !ep_has_out(&c->c) &&
             (!c->down.splice || (c->down.inpipe < PIPE_SIZE && !c->down.pipe_full)))
@@ -3689,6 +3790,16 @@ static void on_client_poll(uv_poll_t *p, int status, int events)
         }
         if (c->kind == PROXY_HTTP && c->c.inlen > HTTP_MAX_HEAD) {
             /* the parser answers 431 on this length */
+        }
+    } else if (c->st == ST_FORWARD && (events & UV_READABLE) && c->c.inlen == 0 &&
+               (c->up.mode == FLOW_DONE || c->up.mode == FLOW_IDLE) && !c->c.eof) {
+        /* Waiting for the answer: keep a pipelined request for ST_HEAD, or
+         * see the EOF; an error (a reset) ends the exchange. */
+        if (ep_read_in(&c->c, HTTP_MAX_HEAD + 1) < 0 && !c->c.eof) {
+            audit_request(c, c->resp_status, true, "the client's connection failed");
+            upstream_abort(c);
+            conn_close(c);
+            return;
         }
     }
     conn_update(c);
@@ -3802,6 +3913,8 @@ static void conn_close(struct conn *c)
         explicit_bzero(c->fwd_head, c->fwd_len);
     free(c->fwd_head);
     cred_reset(c);
+    decider_conn_free(c->dv); /* a verdict still to come is dropped */
+    c->dv = NULL;
     free(c->path);
     free(c->addrs);
     uv_timer_stop(&c->timer);
@@ -4043,4 +4156,18 @@ void proxy_set_rules(struct proxy *px, const struct net_rules *rules, json_t *de
 void proxy_stats(const struct proxy *px, struct proxy_stats *out)
 {
     *out = px->stats;
+}
+
+void proxy_close_listeners(struct proxy *px)
+{
+    for (struct listener *l = px->listeners, *next; l; l = next) {
+        next = l->next;
+        uv_poll_stop(&l->poll);
+        uv_timer_stop(&l->pause);
+        close(l->fd);
+        l->open_handles = 2;
+        uv_close((uv_handle_t *)&l->poll, listener_closed);
+        uv_close((uv_handle_t *)&l->pause, listener_closed);
+    }
+    px->listeners = NULL;
 }

@@ -91,6 +91,13 @@ struct proxy_config {
      * to one is judged as a tunnel to that name; so is a CONNECT or SOCKS
      * request naming one (a client that resolved the name itself, T19). */
     const struct synth_map *synth;
+
+    /* `cordon proxy` with an external decider (proxy/decider.h; borrowed,
+     * NULL otherwise): hosts are judged by its hello's lists, every request
+     * by its verdict before anything is dialled (an intercepted tunnel's
+     * upstream is dialled per request, after the allow), and refusals carry
+     * X-Deny-Reason as srt's proxy-only mode words them. */
+    struct decider *decider;
 };
 
 struct proxy;
@@ -115,5 +122,9 @@ struct proxy_stats {
     unsigned long accepted, denied, active, intercepted;
 };
 void proxy_stats(const struct proxy *px, struct proxy_stats *out);
+
+/* Stop accepting (`cordon proxy` stopping): the listeners close, the
+ * connections go on until they end or proxy_free. */
+void proxy_close_listeners(struct proxy *px);
 
 #endif

@@ -265,6 +265,94 @@ static void pass_capture(const struct sandbox_plan *plan, int sync_fd)
             close(fds[i]);
 }
 
+/* Pass one fd (or none, fd < 0) with a message of type and code. */
+static int send_msg_fd(int sock, uint32_t type, int32_t code, int fd)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    g_msg.type = type;
+    g_msg.code = code;
+    g_msg.text[0] = '\0';
+    struct iovec iov = { .iov_base = &g_msg, .iov_len = sizeof(g_msg) };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (fd >= 0) {
+        mh.msg_control = u.buf;
+        mh.msg_controllen = sizeof(u.buf);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    }
+    return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(g_msg) ? 0 : -1;
+}
+
+/* network.hostPorts (ports.h): a listener on each port of the sandbox's
+ * loopback, served by the supervisor, which dials the host's. And, for
+ * network.allowUnixSockets (unixsock.h), a sock_diag socket of this
+ * namespace, where the supervisor sees which unix sockets are the
+ * sandbox's own. */
+static void pass_local_services(const struct sandbox_plan *plan, int sync_fd)
+{
+    for (size_t i = 0; i < plan->nhost_ports; i++) {
+        int fd = make_listener(plan->host_ports[i]);
+        if (fd < 0)
+            init_fail(sync_fd, errno, "cannot listen on port %u in the sandbox "
+                                      "(network.hostPorts)", plan->host_ports[i]);
+        if (send_msg_fd(sync_fd, MSG_HOSTPORT, (int32_t)i, fd) < 0)
+            init_fail(sync_fd, errno, "cannot pass a host port listener to the supervisor");
+        close(fd);
+    }
+    if (plan->seccomp_opts.emulate_unix_connect) {
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+        if (send_msg_fd(sync_fd, MSG_UNIXDIAG, fd < 0 ? -errno : 0, fd) < 0)
+            init_fail(sync_fd, errno, "cannot pass the sock_diag socket to the supervisor");
+        if (fd >= 0)
+            close(fd);
+    }
+}
+
+/* MSG_PUBLISH (ports.h): connect to port of the sandbox's loopback,
+ * 127.0.0.1 then ::1, and answer with the socket or -errno. A connection
+ * on lo completes or is refused at once; a listener whose backlog is full
+ * gets a second at most (signals wait for init meanwhile). */
+static void publish_connect(int sync_fd, int port)
+{
+    int r = -ECONNREFUSED, fd = -1;
+    for (int v6 = 0; v6 < 2 && r == -ECONNREFUSED; v6++) {
+        fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            r = -errno;
+            break;
+        }
+        struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+                                   .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        int c = v6 ? connect(fd, (struct sockaddr *)&a6, sizeof(a6))
+                   : connect(fd, (struct sockaddr *)&a4, sizeof(a4));
+        r = c == 0 ? 0 : -errno;
+        if (r == -EINPROGRESS) {
+            struct pollfd pf = { .fd = fd, .events = POLLOUT };
+            int e = 0;
+            socklen_t el = sizeof(e);
+            r = poll(&pf, 1, 1000) <= 0 ? -ETIMEDOUT
+                : getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0 ? -errno
+                                                                       : -e;
+        }
+        if (r < 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    (void)send_msg_fd(sync_fd, MSG_PUBLISHED, r, r == 0 ? fd : -1);
+    if (fd >= 0)
+        close(fd);
+}
+
 /* ---- the command --------------------------------------------------------- */
 
 static int drop_capabilities(void)
@@ -601,6 +689,7 @@ __attribute__((noreturn)) void sandbox_init_main(const struct sandbox_plan *plan
         init_fail(sync_fd, errno, "cannot bring up the loopback interface");
     pass_listeners(sync_fd);
     pass_capture(plan, sync_fd);
+    pass_local_services(plan, sync_fd);
     /* A fresh, empty session keyring: keyrings are not namespaced, and the
      * caller's session keyring (Kerberos tickets, ecryptfs keys) must not be
      * reachable even if keyctl got past seccomp (escape class #8). */
@@ -644,9 +733,17 @@ __attribute__((noreturn)) void sandbox_init_main(const struct sandbox_plan *plan
             _exit(CORDON_EXIT_FAILURE);
         }
         if (pfd[1].revents) {
-            /* The supervisor never sends after MSG_GO; readable means it is
-             * gone. Dying takes the whole pid namespace with us. */
-            _exit(CORDON_EXIT_FAILURE);
+            /* After MSG_CONTINUE the supervisor sends only MSG_PUBLISH;
+             * anything else (EOF, an error) means it is gone. Dying takes
+             * the whole pid namespace with us. */
+            struct sync_msg req;
+            ssize_t k = recv(sync_fd, &req, sizeof(req), MSG_DONTWAIT);
+            if (k < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+            if (k != (ssize_t)sizeof(req) || req.type != MSG_PUBLISH)
+                _exit(CORDON_EXIT_FAILURE);
+            publish_connect(sync_fd, req.code);
+            continue;
         }
         if (!(pfd[0].revents & POLLIN))
             continue;

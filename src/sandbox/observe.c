@@ -3,6 +3,7 @@
 
 #include "core/cleanup.h"
 #include "protect.h"
+#include "unixsock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -461,7 +462,13 @@ static void on_notify(uv_poll_t *h, int status, int events)
             args[i] = d->args[i];
         memset(o->resp, 0, o->sizes.seccomp_notif_resp);
         o->resp->id = o->req->id;
-        if (o->cfg.seccomp.observe_writes && harden_seccomp_observed(d->nr) &&
+        if (o->cfg.unix_conn && unixsock_is_connect(d->nr)) {
+            /* performed for the caller; answered now, or later when a
+             * blocking connect completes */
+            if (unixsock_connect(o->cfg.unix_conn, o->fd, root_fd(o, (pid_t)o->req->pid),
+                                 o->req, o->resp) > 0)
+                continue;
+        } else if (o->cfg.seccomp.observe_writes && harden_seccomp_observed(d->nr) &&
             harden_seccomp_denial(&o->cfg.seccomp, d->nr, args) == 0) {
             observe_write(o, o->req);
             o->resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;

@@ -11,6 +11,8 @@
  *    denied path) an fs.deny record is made. The answer is always "continue":
  *    the mounts and Landlock decide, never this check (its memory could
  *    change before the kernel reads it again: seccomp_unotify(2)).
+ *  - connect(), when network.allowUnixSockets is set, is performed here for
+ *    the caller and answered with its result (unixsock.h).
  * Commands that never write and never make a refused syscall never reach it.
  */
 #ifndef CORDON_OBSERVE_H
@@ -30,6 +32,7 @@ struct observe_config {
     struct audit *audit;
     const cordon_policy *policy;      /* for naming the rule behind a denial */
     const struct protect_set *prot;   /* protected names and the write roots */
+    struct unixsock *unix_conn;       /* connect() emulation (unixsock.h), or NULL */
 };
 
 /* Serve listener (takes ownership) from loop. */

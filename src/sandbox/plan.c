@@ -349,6 +349,8 @@ static int build_ops(struct sandbox_plan *plan, struct nodes *ns, bool disabled,
     _cleanup_free_ struct state *sstack = calloc(ns->n + 1, sizeof(struct state));
     _cleanup_free_ int *ostack = calloc(ns->n + 2, sizeof(int));
     if (!nstack || !sstack || !ostack)
+        /* _cleanup_free_ frees them; the analyzer does not model cleanup */
+        /* NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
         return cordon_err_set(err, ENOMEM, "out of memory");
     size_t nsp = 0, osp = 0;
     ostack[osp++] = 0;
@@ -765,7 +767,16 @@ static int build_hardening(struct sandbox_plan *plan, const cordon_policy *p,
             .allow_unix_sockets = p->net.allow_all_unix_sockets,
             .notify_denials = notify,
             .observe_writes = notify,
+            .emulate_unix_connect = p->net.unix_sockets.n > 0 && !p->net.allow_all_unix_sockets,
         };
+        /* allowUnixSockets: connect() is performed by the supervisor
+         * (unixsock.h), which needs the listener and pidfd_getfd(2) (5.6).
+         * Without them the paths could not be judged: refuse to run. */
+        if (so.emulate_unix_connect &&
+            (!notify || (syscall(SYS_pidfd_getfd, -1, 0, 0) < 0 && errno == ENOSYS)))
+            return cordon_err_set(err, ENOSYS, "network.allowUnixSockets needs seccomp user "
+                                               "notification and pidfd_getfd (Linux 5.6 or "
+                                               "later; see cordon doctor)");
         plan->seccomp_opts = so;
         int r = harden_seccomp_build(&so, &plan->seccomp, err);
         if (r < 0)
@@ -1013,6 +1024,8 @@ int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *arg
         r = build_excludes(plan, prot, err);
     if (r == 0 && p->net.transparent)
         r = capture_plan_build(&plan->capture, &p->net.rules, err);
+    plan->host_ports = p->net.host_ports;
+    plan->nhost_ports = p->net.nhost_ports;
     if (r < 0) {
         sandbox_plan_free(plan);
         return r;

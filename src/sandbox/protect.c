@@ -396,9 +396,12 @@ static void reg_close(struct registry *g, bool write)
             }
             /* No fsync: after a crash a stale or missing entry only means a
              * placeholder is left for the user to see (never a wrong removal:
-             * removal checks the device, inode and emptiness). */
-            if (fflush(f) == 0)
-                rename(t, p);
+             * removal checks the device, inode and emptiness). A write
+             * that failed earlier (ENOSPC while a full buffer went out) is
+             * in ferror, not in fflush's result: then, or when the rename
+             * fails, the old registry stays whole and the partial copy goes. */
+            if (fflush(f) != 0 || ferror(f) || rename(t, p) < 0)
+                unlink(t);
             fclose(f);
         }
     }
@@ -507,7 +510,7 @@ static void drop_owner(struct registry *g, struct entry *e, const char *owner)
     if (e->dropped || !e->owners || !e->owners[0])
         return;
     char *out = e->owners; /* filtered in place: never longer */
-    size_t k = 0;
+    size_t k = 0, len = strlen(e->owners);
     for (char *p = e->owners; *p;) {
         char *c = strchr(p, ',');
         if (c)
@@ -522,7 +525,11 @@ static void drop_owner(struct registry *g, struct entry *e, const char *owner)
         }
         p = next;
     }
-    if (out[k] != '\0')
+    /* Shorter means changed. (Not out[k] != '\0': the loop above has
+     * turned every comma into a '\0', so a run that left while others
+     * stay was never written back, and when all ended at once nobody
+     * removed the placeholders.) */
+    if (k != len)
         g->dirty = true;
     out[k] = '\0';
     if (!out[0])

@@ -112,6 +112,11 @@ struct sandbox_plan {
     /* network.transparent (capture.h): what init sets up in the sandbox's
      * network namespace, and the /etc/resolv.conf bound over the host's. */
     struct capture_plan capture;
+
+    /* network.hostPorts (ports.h): init listens on these ports of the
+     * sandbox's loopback (borrowed from the policy). */
+    const uint16_t *host_ports;
+    size_t nhost_ports;
 };
 
 /* Compute the plan for policy p. log may be NULL. */
@@ -143,6 +148,15 @@ enum sync_msg_type {
                           sockets of capture.h, code the CAPTURE_F_* flags; or,
                           without fds, code -errno and text why capture is
                           unavailable */
+    MSG_HOSTPORT = 8,  /* init -> supervisor: SCM_RIGHTS carries the listener of
+                          network.hostPorts[code] on the sandbox's loopback (ports.h) */
+    MSG_UNIXDIAG = 9,  /* init -> supervisor: SCM_RIGHTS carries a NETLINK_SOCK_DIAG
+                          socket of the sandbox's namespace (unixsock.h); none when
+                          it could not be made */
+    MSG_PUBLISH = 10,  /* supervisor -> init, after MSG_CONTINUE: connect to port
+                          code of the sandbox's loopback (network.publishPorts) */
+    MSG_PUBLISHED = 11, /* init -> supervisor: the answer to the oldest MSG_PUBLISH:
+                          code 0 and SCM_RIGHTS the connected socket, or -errno */
 };
 
 /* cordon's own binary inside the sandbox (read-only bind). */

@@ -714,7 +714,7 @@ struct sbuf {
 
 static int sbuf_add(struct sbuf *s, const char *p, size_t n)
 {
-    if (s->n + n + 1 > s->cap) {
+    if (!s->p || s->n + n + 1 > s->cap) { /* !p: said outright for the analyzer */
         size_t cap = (s->n + n + 1) * 2 + 64;
         char *np = secmem_alloc(cap);
         if (!np)

@@ -215,8 +215,9 @@ MATRIX = [
     )),
     Case("unix-connect", ("unix-connect", "{h.unix_path}"), ("seccomp",), reach="unix",
          single="Landlock (ABI 7) does not govern connect() and a read-only mount does not "
-                "either: seccomp's AF_UNIX refusal is the only layer until socket "
-                "directories are hidden (issue 12)", rows=(
+                "either: seccomp is the only layer (it refuses AF_UNIX, or with "
+                "allowUnixSockets hands every connect() to the supervisor, which "
+                "performs it only for listed paths)", rows=(
         R("", "BLOCKED EPERM socket"),
         R("seccomp", "OPEN connected"),
         R("landlock", "BLOCKED EPERM socket"),

@@ -122,8 +122,9 @@ BAD = [
     ('{"network": {"allowedDomains": ["example.com", "https://evil.example/"]}}',
      "/network/allowedDomains/1", "not a URL"),
     ('{"network": {"deniedDomains": ["*.com"]}}', "/network/deniedDomains/0", "too broad"),
-    ('{"network": {"allowUnixSockets": ["/run/docker.sock"]}}', "/network/allowUnixSockets",
-     "not supported"),
+    ('{"enableWeakerNestedSandbox": true}', "/enableWeakerNestedSandbox", "not supported"),
+    ('{"network": {"allowUnixSockets": ["/run/*.sock"]}}', "/network/allowUnixSockets/0",
+     "patterns are not supported"),
 ]
 
 

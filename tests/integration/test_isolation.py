@@ -256,8 +256,10 @@ def test_fd_left_open_by_the_caller_is_not_visible(sb):
     path = sb.write("outside/fd-secret.txt", "SECRET-FD\n")
     s = sb.settings({"filesystem": {"denyRead": [path]}})
     fd = os.open(path, os.O_RDONLY)
-    n = 37
-    os.dup2(fd, n)  # inheritable, no O_CLOEXEC
+    # A free number well above what pytest's own fixtures hold: dup2 onto a
+    # fixed number could close one of theirs, or fail with EBUSY while
+    # another thread is opening that very number.
+    n = fcntl.fcntl(fd, fcntl.F_DUPFD, 300)  # inheritable, no O_CLOEXEC
     os.close(fd)
     try:
         # control: without cordon the child does get the descriptor
@@ -268,9 +270,9 @@ def test_fd_left_open_by_the_caller_is_not_visible(sb):
         p = sb.run("-s", s, "--", PY, "-c", FD_CHECK, str(n), pass_fds=(n,))
         # listdir itself holds fd 3
         assert p.stdout == "[0, 1, 2, 3]\nFalse\nEBADF\n", p.stderr
-        p = shx(sb, 'ls /proc/self/fd; test -e /proc/self/fd/37 || echo no-37', opts=("-s", s),
-                pass_fds=(n,))
-        assert p.stdout == "0\n1\n2\n3\nno-37\n", p.stderr
+        p = shx(sb, 'ls /proc/self/fd; test -e /proc/self/fd/%d || echo no-%d' % (n, n),
+                opts=("-s", s), pass_fds=(n,))
+        assert p.stdout == "0\n1\n2\n3\nno-%d\n" % n, p.stderr
     finally:
         os.close(n)
 

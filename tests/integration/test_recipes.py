@@ -447,10 +447,10 @@ def test_ci_step_reaches_only_the_registry(sb, egress_lab, registry):
 # ---------------------------------------------------------------------------
 # 4. moving ~/.srt-settings.json over
 
-def srt_file(sb, drop_unix_sockets):
+def srt_file(sb, drop_refused_key):
     d = json.loads(recipe_block("migrating-from-srt.md", "srt-settings"))
-    if drop_unix_sockets:
-        del d["network"]["allowUnixSockets"]
+    if drop_refused_key:
+        del d["enableWeakerNestedSandbox"]
     return sb.settings(d, name="home/.srt-settings.json")
 
 
@@ -488,7 +488,7 @@ def test_migrate_debug_names_ignored_keys_with_print_policy(sb):
 
 def test_migrate_misspelt_key_is_refused(sb):
     d = json.loads(recipe_block("migrating-from-srt.md", "srt-settings"))
-    del d["network"]["allowUnixSockets"]
+    del d["enableWeakerNestedSandbox"]
     del d["network"]["allowLocalBinding"]
     d["network"]["allowLocalbinding"] = True
     path = sb.settings(d, name="home/.srt-settings.json")

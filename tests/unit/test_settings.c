@@ -606,8 +606,16 @@ static const struct err_case err_cases[] = {
       "/environment/drop/0", "variable name" },
     { "environment name with =", "{'environment': {'drop': ['A=B']}}", EINVAL,
       "/environment/drop/0", "\"A=B\"" },
-    { "allowUnixSockets not empty", "{'network': {'allowUnixSockets': ['/run/x.sock']}}",
-      ENOTSUP, "/network/allowUnixSockets", "not supported" },
+    { "allowUnixSockets a string", "{'network': {'allowUnixSockets': '/run/x.sock'}}",
+      EINVAL, "/network/allowUnixSockets", "an array of socket paths" },
+    { "allowUnixSockets a number", "{'network': {'allowUnixSockets': ['/a', 1]}}", EINVAL,
+      "/network/allowUnixSockets/1", "a string" },
+    { "allowUnixSockets empty path", "{'network': {'allowUnixSockets': ['']}}", EINVAL,
+      "/network/allowUnixSockets/0", "empty path" },
+    { "allowUnixSockets glob", "{'network': {'allowUnixSockets': ['/run/user/*/x.sock']}}",
+      EINVAL, "/network/allowUnixSockets/0", "patterns are not supported" },
+    { "allowUnixSockets ~user", "{'network': {'allowUnixSockets': ['~root/x.sock']}}",
+      EINVAL, "/network/allowUnixSockets/0", "~" },
     { "deniedResolvedAddresses bracketed",
       "{'network': {'deniedResolvedAddresses': ['10.0.0.0/8', '[::1]']}}", EINVAL,
       "/network/deniedResolvedAddresses/1", "without brackets" },
@@ -721,10 +729,31 @@ static const struct err_case err_cases[] = {
       "/network/stripRequestHeaders/0", "not a header name" },
     { "transparent not a boolean", "{'network': {'transparent': 'yes'}}", EINVAL,
       "/network/transparent", "expected a boolean, got a string" },
-    { "hostPorts not empty", "{'network': {'hostPorts': [8080]}}", ENOTSUP,
-      "/network/hostPorts", "not supported" },
-    { "publishPorts not empty", "{'network': {'publishPorts': [3000]}}", ENOTSUP,
-      "/network/publishPorts", "not supported" },
+    { "hostPorts an object", "{'network': {'hostPorts': {'a': 1}}}", EINVAL,
+      "/network/hostPorts", "an array of ports" },
+    { "hostPorts 0", "{'network': {'hostPorts': [5432, 0]}}", EINVAL, "/network/hostPorts/1",
+      "from 1 to 65535" },
+    { "hostPorts 65536", "{'network': {'hostPorts': [65536]}}", EINVAL,
+      "/network/hostPorts/0", "from 1 to 65535" },
+    { "hostPorts a string", "{'network': {'hostPorts': ['5432']}}", EINVAL,
+      "/network/hostPorts/0", "from 1 to 65535" },
+    { "hostPorts twice", "{'network': {'hostPorts': [5432, 11434, 5432]}}", EINVAL,
+      "/network/hostPorts/2", "port 5432 is listed twice" },
+    { "hostPorts the HTTP proxy's", "{'network': {'hostPorts': [3128]}}", EINVAL,
+      "/network/hostPorts/0", "taken inside the sandbox by cordon's HTTP proxy" },
+    { "hostPorts the DNS server's", "{'network': {'hostPorts': [53]}}", EINVAL,
+      "/network/hostPorts/0", "cordon's DNS server" },
+    { "publishPorts the SOCKS proxy's", "{'network': {'publishPorts': [3000, 1080]}}",
+      EINVAL, "/network/publishPorts/1", "cordon's SOCKS5 proxy" },
+    { "publishPorts the transparent listener's", "{'network': {'publishPorts': [3129]}}",
+      EINVAL, "/network/publishPorts/0", "cordon's transparent listener" },
+    { "publishPorts also a host port",
+      "{'network': {'hostPorts': [1, 2, 8080], 'publishPorts': [8080]}}", EINVAL,
+      "/network/publishPorts/0", "also in network.hostPorts (/network/hostPorts/2)" },
+    { "publishPorts too many", "{'network': {'publishPorts': [1,2,3,4,5,6,7,8,9,10,11,12,13,"
+      "14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,"
+      "43,44,45,46,47,48,49,50,51,52,54,55,56,57,58,59,60,61,62,63,64,65,66]}}", EINVAL,
+      "/network/publishPorts", "at most 64 ports" },
 };
 
 static void run_err_case(void **state)
@@ -833,6 +862,12 @@ static const struct ok_case ok_cases[] = {
     { "stripRequestHeaders []", "{'network': {'stripRequestHeaders': []}}", true },
     { "hostPorts []", "{'network': {'hostPorts': []}}", true },
     { "publishPorts []", "{'network': {'publishPorts': []}}", true },
+    { "allowUnixSockets", "{'network': {'allowUnixSockets': ['/run/x.sock', '~/.gnupg']}}",
+      false },
+    { "hostPorts and publishPorts", "{'network': {'hostPorts': [5432, 11434], "
+      "'publishPorts': [3000]}}", false },
+    { "port 53 without transparent", "{'network': {'transparent': false, "
+      "'hostPorts': [53]}}", false },
     { "every default at once",
       "{'credentials': {}, 'enableWeakerNestedSandbox': false, 'limits': {}, "
       "'environment': {}, 'network': {'allowUnixSockets': [], 'deniedResolvedAddresses': [], "
@@ -1337,6 +1372,53 @@ static void test_opts_home_and_cwd(void **state)
     assert_string_equal(p->fs.deny_read.v[1].path, "/work/p/b");
     cordon_policy_free(p);
     free(json);
+}
+
+/* allowUnixSockets paths expand like filesystem paths; hostPorts and
+ * publishPorts keep their order; all three print (and load back) only when
+ * set. */
+static void test_local_services_keys(void **state)
+{
+    (void)state;
+    const struct cordon_load_opts o = { .home = "/h", .cwd = "/c" };
+    char *json = jq("{'network': {'allowUnixSockets': ['~/.ssh/agent.sock', 'run/', "
+                    "'/run/user/1000/gnupg/../gnupg/S.gpg-agent'], "
+                    "'hostPorts': [11434, 5432], 'publishPorts': [3000]}}");
+    cordon_policy *p = load_ok_opts(json, NAME, &o);
+    free(json);
+    assert_int_equal(p->net.unix_sockets.n, 3);
+    assert_string_equal(p->net.unix_sockets.v[0], "/h/.ssh/agent.sock");
+    assert_string_equal(p->net.unix_sockets.v[1], "/c/run");
+    assert_string_equal(p->net.unix_sockets.v[2], "/run/user/1000/gnupg/S.gpg-agent");
+    assert_int_equal(p->net.nhost_ports, 2);
+    assert_int_equal(p->net.host_ports[0], 11434);
+    assert_int_equal(p->net.host_ports[1], 5432);
+    assert_int_equal(p->net.npublish_ports, 1);
+    assert_int_equal(p->net.publish_ports[0], 3000);
+    char *out = cordon_policy_to_json(p);
+    json_t *j = json_loads(out, 0, NULL);
+    json_t *net = json_object_get(j, "network");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(net,
+                        "allowUnixSockets"), 1)), "/c/run");
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(net, "hostPorts"), 0)),
+                     11434);
+    assert_int_equal(json_array_size(json_object_get(net, "publishPorts")), 1);
+    json_decref(j);
+    free(out);
+    char *a = roundtrip_opts(p, &o);
+    free(a);
+    cordon_policy_free(p);
+
+    p = load_ok("{}");
+    out = cordon_policy_to_json(p);
+    j = json_loads(out, 0, NULL);
+    net = json_object_get(j, "network");
+    assert_null(json_object_get(net, "allowUnixSockets"));
+    assert_null(json_object_get(net, "hostPorts"));
+    assert_null(json_object_get(net, "publishPorts"));
+    json_decref(j);
+    free(out);
+    cordon_policy_free(p);
 }
 
 /* NULL fields: $HOME (the passwd entry when unset) and the real cwd. */
@@ -2145,6 +2227,7 @@ int main(void)
         cmocka_unit_test(test_path_many_entries),
         cmocka_unit_test(test_opts_home_and_cwd),
         cmocka_unit_test(test_opts_null_fields),
+        cmocka_unit_test(test_local_services_keys),
         cmocka_unit_test(test_opts_relative_cwd),
         cmocka_unit_test(test_name_in_messages),
         cmocka_unit_test(test_long_key_message),
