@@ -173,7 +173,10 @@ static bool own_dir(const char *p)
            st.st_uid == geteuid();
 }
 
-static int state_dir(char *out, size_t n)
+/* With create false (releasing, sweeping) nothing is made: a registry that
+ * is not there holds nothing, and a run that ends after its home was
+ * removed must not bring the directories back. */
+static int state_dir(char *out, size_t n, bool create)
 {
     const char *x = getenv("XDG_RUNTIME_DIR");
     const char *c = getenv("XDG_CACHE_HOME");
@@ -181,22 +184,24 @@ static int state_dir(char *out, size_t n)
     struct stat st;
     char cache[PATH_MAX];
     cache[0] = '\0';
-    if (own_dir(c))
-        snprintf(cache, sizeof(cache), "%s", c);
-    else if (own_dir(h)) {
-        snprintf(cache, sizeof(cache), "%s/.cache", h);
-        if (mkdir(cache, 0700) < 0 && errno != EEXIST)
-            cache[0] = '\0';
-        else if (!own_dir(cache))
-            cache[0] = '\0';
-    }
-    if (own_dir(x))
+    if (own_dir(x)) {
         snprintf(out, n, "%s/cordon", x);
-    else if (cache[0])
-        snprintf(out, n, "%s/cordon", cache);
-    else
-        snprintf(out, n, "/tmp/cordon-%u", (unsigned)geteuid());
-    if (mkdir(out, 0700) < 0 && errno != EEXIST)
+    } else {
+        if (own_dir(c))
+            snprintf(cache, sizeof(cache), "%s", c);
+        else if (own_dir(h)) {
+            snprintf(cache, sizeof(cache), "%s/.cache", h);
+            if (create && mkdir(cache, 0700) < 0 && errno != EEXIST)
+                cache[0] = '\0';
+            else if (!own_dir(cache))
+                cache[0] = '\0';
+        }
+        if (cache[0])
+            snprintf(out, n, "%s/cordon", cache);
+        else
+            snprintf(out, n, "/tmp/cordon-%u", (unsigned)geteuid());
+    }
+    if (create && mkdir(out, 0700) < 0 && errno != EEXIST)
         return -errno;
     /* Refuse a directory someone else made for us (or a symlink). */
     if (lstat(out, &st) < 0)
@@ -330,11 +335,11 @@ static bool parse_line(char *line, struct entry *e)
     return true;
 }
 
-static int reg_open(struct registry *g)
+static int reg_open(struct registry *g, bool create)
 {
     memset(g, 0, sizeof(*g));
     g->lockfd = -1;
-    int r = state_dir(g->dir, sizeof(g->dir));
+    int r = state_dir(g->dir, sizeof(g->dir), create);
     if (r < 0)
         return r;
     char p[PATH_MAX + 16];
@@ -547,7 +552,7 @@ static void reg_sweep(struct registry *g, const char *owner)
 void protect_sweep(void)
 {
     struct registry g;
-    if (reg_open(&g) == 0)
+    if (reg_open(&g, false) == 0)
         reg_sweep(&g, NULL);
     reg_close(&g, true);
 }
@@ -1277,7 +1282,7 @@ void protect_release(struct protect_set *s)
     if (!s->have_placeholders)
         return;
     struct registry g;
-    if (reg_open(&g) == 0)
+    if (reg_open(&g, false) == 0)
         reg_sweep(&g, s->runid);
     reg_close(&g, true);
     s->have_placeholders = false;
@@ -1449,7 +1454,7 @@ int protect_prepare(const cordon_policy *p, const char *cwd, struct protect_set 
      * placeholders' creation (see the header). */
     struct registry g;
     struct scan sc = { .s = s, .p = p, .log = log, .ud = ud, .err = err };
-    int gr = reg_open(&g);
+    int gr = reg_open(&g, true);
     if (gr == 0) {
         reg_sweep(&g, NULL);
         sc.g = &g;
