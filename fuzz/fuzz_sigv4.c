@@ -7,6 +7,9 @@
  *  - the parser returns one of the four kinds; on SIGV4_HMAC every field is
  *    NUL-terminated within its buffer, the signature is 64 lower-case hex,
  *    and formatting then parsing again gives the same fields;
+ *  - the presigned test: true only when the query names X-Amz-Signature,
+ *    X-Amz-Credential, X-Amz-Algorithm or AWSAccessKeyId, and true for any
+ *    target with "X-Amz-Signature=" added as one more parameter;
  *  - signing is deterministic (same input, same signature, twice), never
  *    reads past the input (exact-size copies under ASan), and either fails
  *    or yields 64 lower-case hex; both URI modes are exercised.
@@ -36,6 +39,26 @@ static bool hex64(const char *s)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
             return false;
     return true;
+}
+
+/* A presigned query is one that names a signature parameter; adding one to
+ * any target makes it presigned (a client cannot hide it behind what comes
+ * before). */
+static void check_presigned(const char *target)
+{
+    bool p = sigv4_query_presigned(target);
+    const char *q = strchr(target, '?');
+    if (p) {
+        CHECK(q && (strcasestr(q, "x-amz-signature=") || strcasestr(q, "x-amz-credential=") ||
+                    strcasestr(q, "x-amz-algorithm=") || strcasestr(q, "awsaccesskeyid=")));
+    }
+    size_t n = strlen(target);
+    char *more = malloc(n + 32);
+    if (!more)
+        abort();
+    snprintf(more, n + 32, "%s%sX-Amz-Signature=0", target, q ? "&" : "?");
+    CHECK(sigv4_query_presigned(more));
+    free(more);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -82,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             rest = nl2 + 1;
         }
     }
-    (void)sigv4_query_presigned(target);
+    check_presigned(target);
 
     struct sigv4_header hs[16];
     size_t nh = 0;

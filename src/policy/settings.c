@@ -309,6 +309,22 @@ static int parse_path_entry(struct ctx *c, json_t *e, struct cordon_pathlist *ou
     _cleanup_free_ char *abs = cordon_path_expand(work, c->p->home, c->p->cwd, &perr);
     if (!abs)
         return fail(c, perr.code, "%s", perr.msg);
+    if (!literal) {
+        /* Expanding and normalising can bring a "/ **" to the end ("**" is
+         * cwd + "/ **"; "x/ **" + "/." normalises to "x/ **"), and "/ **"
+         * twice is the same subtree: strip them all here, or the policy
+         * would print (--print-policy) as a pattern that loads back as the
+         * directory (found by fuzz_settings). */
+        size_t al = strlen(abs);
+        bool cut = false;
+        while (al >= 3 && strcmp(abs + al - 3, "/**") == 0) {
+            al = al > 3 ? al - 3 : 1;
+            abs[al] = '\0';
+            cut = true;
+        }
+        if (cut)
+            glob = cordon_path_has_glob(abs);
+    }
     if (glob && cordon_glob_base_len(abs) == 0)
         return fail(c, EINVAL, "\"%s\": a pattern must start from a literal directory (e.g. "
                                "\"~/work/**/*.pem\", not \"/**/*.pem\")", s);

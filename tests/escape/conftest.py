@@ -28,6 +28,7 @@ _spec.loader.exec_module(_it)
 
 Sandbox = _it.Sandbox
 is_root = _it.is_root
+user_params = _it.user_params
 CORDON_BIN = _it.CORDON_BIN
 NOBODY = _it.NOBODY
 SANITIZER_MARKERS = _it.SANITIZER_MARKERS

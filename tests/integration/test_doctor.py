@@ -316,7 +316,8 @@ def test_no_seccomp_notify_degrades_recording_only(sb):
             "probe: cannot query the notification sizes: Invalid argument",
             "meaning: cordon runs, and still refuses the same syscalls and writes, but cannot "
             "record them: no syscall.deny or fs.deny records and none in the exit summary "
-            "(Linux 5.5 or later)",
+            "(Linux 5.5 or later); a run with network.allowUnixSockets is refused, since the "
+            "supervisor performs those connects (Linux 5.6)",
             "fix: boot Linux 5.9 or later with CONFIG_SECCOMP_FILTER=y",
         ]), p.stdout
     for name in ("user namespaces", "Landlock", "seccomp filter"):
