@@ -26,6 +26,7 @@ import time
 import pytest
 
 import egress_lab
+import tls_lab
 from egress_helpers import PUBLIC4, Net
 from helpers import disable_layers
 
@@ -57,7 +58,8 @@ for op in json.loads(sys.argv[1]):
             else:
                 s = socket.create_connection((op["host"], op["port"]), timeout=10)
             r["peer"] = s.getpeername()[0]
-            s.sendall(op.get("send", "").encode())
+            s.sendall(bytes.fromhex(op["sendhex"]) if "sendhex" in op
+                      else op.get("send", "").encode())
             s.shutdown(socket.SHUT_WR)
             got = b""
             while True:
@@ -275,6 +277,36 @@ printf 'GET /sni-ok HTTP/1.1\\r\\nHost: allowed.test\\r\\nConnection: close\\r\\
     assert connects(net, "allow") == []
     assert {r["reason"] for r in net.audit("net.connect")} == {BAD_PORT}
     assert net.echo(22) == []
+
+
+def test_client_hello_with_ech_is_refused_on_the_captured_path(net):
+    """T25 without the proxy variables: a raw socket sends a TLS 1.3
+    ClientHello for allowed.test carrying encrypted_client_hello to
+    allowed.test's synthetic address. The sniffer refuses it (reset, a deny
+    record naming ECH) and the HTTPS origin sees no handshake; the same
+    hello without ECH reaches it (the control)."""
+    https = net.ports["https_alt"]
+    s = net.settings(allow=["allowed.test:%d" % https])
+    res = client(net, s, [
+        {"op": "tcp", "host": "allowed.test", "port": https,
+         "sendhex": tls_lab.client_hello("allowed.test", ech=True).hex()},
+    ])
+    assert res[0]["result"] in ("ECONNRESET", "EPIPE", "ENOTCONN") or \
+        (res[0]["result"] == "OK" and res[0]["got"] == ""), res
+    denied = [r for r in net.audit("net.connect") if r["verdict"] == "deny"]
+    assert [(r["host"], r["port"], r["via"], r["reason"]) for r in denied] == [
+        ("allowed.test", https, "transparent",
+         "the ClientHello carries Encrypted Client Hello, which would hide the real "
+         "destination; ECH is refused")], denied
+    assert net.events(srv="https", ev="tls") == []
+
+    res = client(net, s, [
+        {"op": "tcp", "host": "allowed.test", "port": https,
+         "sendhex": tls_lab.client_hello("allowed.test").hex()},
+    ])
+    # the origin answers the plain hello with a ServerHello
+    assert res[0]["result"] == "OK" and res[0]["got"][:1] == "\x16", res
+    assert connects(net, "allow") == [("allowed.test", https, "transparent")]
 
 
 # ---------------------------------------------------------------------------
