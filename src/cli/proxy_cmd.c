@@ -741,44 +741,7 @@ static int settings_config(struct proxy_run *run)
                 src ? src : "settings");
         return EXIT_ARGS;
     }
-    struct resolver_host *hosts = NULL;
-    size_t nhosts = 0;
-    if (p->net.hosts) {
-        hosts = calloc(json_object_size(p->net.hosts) + 1, sizeof(*hosts));
-        if (!hosts)
-            return EXIT_START;
-        const char *k;
-        json_t *v;
-        json_object_foreach(p->net.hosts, k, v) {
-            struct resolver_host *h = &hosts[nhosts];
-            snprintf(h->name, sizeof(h->name), "%s", k);
-            const char *a = json_string_value(v);
-            struct sockaddr_in *s4 = (struct sockaddr_in *)&h->addr;
-            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&h->addr;
-            if (a && inet_pton(AF_INET, a, &s4->sin_addr) == 1)
-                s4->sin_family = AF_INET;
-            else if (a && inet_pton(AF_INET6, a, &s6->sin6_addr) == 1)
-                s6->sin6_family = AF_INET6;
-            else
-                continue;
-            nhosts++;
-        }
-    }
-    char *servers = NULL;
-    if (p->net.dns_servers.n) {
-        size_t len = 1;
-        for (size_t i = 0; i < p->net.dns_servers.n; i++)
-            len += strlen(p->net.dns_servers.v[i]) + 1;
-        servers = calloc(1, len);
-        for (size_t i = 0; servers && i < p->net.dns_servers.n; i++) {
-            if (i)
-                strcat(servers, ",");
-            strcat(servers, p->net.dns_servers.v[i]);
-        }
-    }
-    int r = resolver_new(&run->loop, servers, hosts, nhosts, &run->resolver, &err);
-    free(servers);
-    free(hosts);
+    int r = resolver_new_for_policy(&run->loop, p, &run->resolver, &err);
     if (r < 0) {
         fprintf(stderr, "cordon proxy: %s\n", err.msg);
         return EXIT_START;

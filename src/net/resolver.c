@@ -8,6 +8,7 @@
 #include "resolver.h"
 #include "core/cleanup.h"
 #include "core/err.h"
+#include "policy/policy.h"
 
 #include <arpa/inet.h>
 #include <ares.h>
@@ -306,4 +307,52 @@ void resolver_free(struct resolver *r)
     uv_close((uv_handle_t *)&r->timer, NULL);
     /* Close callbacks run in order: r is freed after both handles are done. */
     uv_close((uv_handle_t *)&r->static_timer, free_resolver);
+}
+
+int resolver_new_for_policy(uv_loop_t *loop, const struct cordon_policy *p,
+                            struct resolver **out, struct cordon_error *err)
+{
+    struct resolver_host *hosts = NULL;
+    size_t nhosts = 0;
+    if (p->net.hosts) {
+        hosts = calloc(json_object_size(p->net.hosts) + 1, sizeof(*hosts));
+        if (!hosts)
+            return cordon_err_set(err, ENOMEM, "out of memory");
+        const char *k;
+        json_t *v;
+        json_object_foreach(p->net.hosts, k, v) {
+            struct resolver_host *h = &hosts[nhosts];
+            snprintf(h->name, sizeof(h->name), "%s", k);
+            const char *a = json_string_value(v);
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&h->addr;
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&h->addr;
+            if (a && inet_pton(AF_INET, a, &s4->sin_addr) == 1)
+                s4->sin_family = AF_INET;
+            else if (a && inet_pton(AF_INET6, a, &s6->sin6_addr) == 1)
+                s6->sin6_family = AF_INET6;
+            else
+                continue;
+            nhosts++;
+        }
+    }
+    char *servers = NULL;
+    if (p->net.dns_servers.n) {
+        size_t len = 1;
+        for (size_t i = 0; i < p->net.dns_servers.n; i++)
+            len += strlen(p->net.dns_servers.v[i]) + 1;
+        servers = calloc(1, len);
+        if (!servers) {
+            free(hosts);
+            return cordon_err_set(err, ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < p->net.dns_servers.n; i++) {
+            if (i)
+                strcat(servers, ",");
+            strcat(servers, p->net.dns_servers.v[i]);
+        }
+    }
+    int r = resolver_new(loop, servers, hosts, nhosts, out, err);
+    free(servers);
+    free(hosts);
+    return r;
 }

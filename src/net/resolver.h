@@ -35,6 +35,12 @@ struct resolver_host {
  * answers consulted before DNS (copied). */
 int resolver_new(uv_loop_t *loop, const char *servers, const struct resolver_host *hosts,
                  size_t nhosts, struct resolver **out, struct cordon_error *err);
+/* A resolver for the policy's network.dnsServers and network.hosts (entries
+ * that are not an address literal are left out, as settings validation
+ * already refused them). */
+struct cordon_policy;
+int resolver_new_for_policy(uv_loop_t *loop, const struct cordon_policy *p,
+                            struct resolver **out, struct cordon_error *err);
 /* Start a lookup; the callback runs later from the loop, never inside this
  * call. Returns NULL on allocation failure. */
 struct resolve_req *resolver_lookup(struct resolver *r, const char *name, uint16_t port,

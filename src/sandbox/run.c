@@ -260,48 +260,7 @@ static void on_control(uv_poll_t *h, int status, int events)
 static int start_proxy(struct run *run, int http_fd, int socks_fd)
 {
     const cordon_policy *p = run->policy;
-    struct resolver_host *hosts = NULL;
-    size_t nhosts = 0;
-    if (p->net.hosts) {
-        hosts = calloc(json_object_size(p->net.hosts) + 1, sizeof(*hosts));
-        if (!hosts)
-            return cordon_err_set(run->err, ENOMEM, "out of memory");
-        const char *k;
-        json_t *v;
-        json_object_foreach(p->net.hosts, k, v) {
-            struct resolver_host *h = &hosts[nhosts];
-            snprintf(h->name, sizeof(h->name), "%s", k);
-            const char *a = json_string_value(v);
-            struct sockaddr_in *s4 = (struct sockaddr_in *)&h->addr;
-            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&h->addr;
-            if (inet_pton(AF_INET, a, &s4->sin_addr) == 1)
-                s4->sin_family = AF_INET;
-            else if (inet_pton(AF_INET6, a, &s6->sin6_addr) == 1)
-                s6->sin6_family = AF_INET6;
-            else
-                continue;
-            nhosts++;
-        }
-    }
-    char *servers = NULL;
-    if (p->net.dns_servers.n) {
-        size_t len = 1;
-        for (size_t i = 0; i < p->net.dns_servers.n; i++)
-            len += strlen(p->net.dns_servers.v[i]) + 1;
-        servers = calloc(1, len);
-        if (!servers) {
-            free(hosts);
-            return cordon_err_set(run->err, ENOMEM, "out of memory");
-        }
-        for (size_t i = 0; i < p->net.dns_servers.n; i++) {
-            if (i)
-                strcat(servers, ",");
-            strcat(servers, p->net.dns_servers.v[i]);
-        }
-    }
-    int r = resolver_new(&run->loop, servers, hosts, nhosts, &run->resolver, run->err);
-    free(servers);
-    free(hosts);
+    int r = resolver_new_for_policy(&run->loop, p, &run->resolver, run->err);
     if (r < 0)
         return r;
     struct proxy_config cfg = {
