@@ -2825,6 +2825,26 @@ static bool ask_decider(struct conn *c, const struct http_request *q, size_t hea
     return false;
 }
 
+/* The head to forward, or the answer that says why there is none. */
+static bool forward_head_or_answer(struct conn *c, const struct http_request *q)
+{
+    int bh = build_forward_head(c, q);
+    if (bh == -2) {
+        const char *sw = "a header the client signed cannot be forwarded as signed "
+                         "(stripRequestHeaders, or a header cordon sets), so the request "
+                         "cannot be signed again";
+        audit_request(c, 403, false, sw);
+        http_answer(c, 403, "Forbidden", "blocked-by-rule", sw);
+        return false;
+    }
+    if (bh < 0) {
+        audit_request(c, 502, false, "out of memory");
+        http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
+        return false;
+    }
+    return true;
+}
+
 /* A request inside an intercepted tunnel: the destination is fixed (the
  * CONNECT target, already allowed and connected); the request must name it
  * (T2: a Host that differs is 421 Misdirected Request, RFC 9110 15.5.20). */
@@ -2875,20 +2895,8 @@ static void handle_tls_request(struct conn *c, int headlen)
     if (aws_prepare(c, q, (size_t)headlen) <= 0)
         return; /* answered, or the body is still coming */
     c->head_cap = 0;
-    int bh = build_forward_head(c, q);
-    if (bh == -2) {
-        const char *sw = "a header the client signed cannot be forwarded as signed "
-                         "(stripRequestHeaders, or a header cordon sets), so the request "
-                         "cannot be signed again";
-        audit_request(c, 403, false, sw);
-        http_answer(c, 403, "Forbidden", "blocked-by-rule", sw);
+    if (!forward_head_or_answer(c, q))
         return;
-    }
-    if (bh < 0) {
-        audit_request(c, 502, false, "out of memory");
-        http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
-        return;
-    }
     ep_consume_in(&c->c, (size_t)headlen);
     uv_timer_stop(&c->timer);
     if (c->px->cfg.decider) {
@@ -2983,20 +2991,8 @@ static void handle_http_head(struct conn *c)
         free(c->path);
         c->path = strndup(q->path, q->path_len);
     }
-    int bh = build_forward_head(c, q);
-    if (bh == -2) {
-        const char *sw = "a header the client signed cannot be forwarded as signed "
-                         "(stripRequestHeaders, or a header cordon sets), so the request "
-                         "cannot be signed again";
-        audit_request(c, 403, false, sw);
-        http_answer(c, 403, "Forbidden", "blocked-by-rule", sw);
+    if (!forward_head_or_answer(c, q))
         return;
-    }
-    if (bh < 0) {
-        audit_request(c, 502, false, "out of memory");
-        http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
-        return;
-    }
     ep_consume_in(&c->c, (size_t)r);
     uv_timer_stop(&c->timer);
     decide(c);
