@@ -14,6 +14,8 @@
  *  - connect(), when network.allowUnixSockets is set, is performed here for
  *    the caller and answered with its result (unixsock.h).
  * Commands that never write and never make a refused syscall never reach it.
+ * A thread of the supervisor serves it (see observe.c); records and
+ * connects reach the loop through an async handle.
  */
 #ifndef CORDON_OBSERVE_H
 #define CORDON_OBSERVE_H
@@ -38,7 +40,8 @@ struct observe_config {
 /* Serve listener (takes ownership) from loop. */
 int observer_start(uv_loop_t *loop, int listener, const struct observe_config *cfg,
                    struct observer **out);
-/* Stop serving and close the listener; the handle is freed once libuv is done. */
+/* Stop serving (the thread is joined and every record it made emitted) and
+ * close the listener; the handle is freed once libuv is done. */
 void observer_stop(struct observer *o);
 
 #endif
