@@ -451,7 +451,13 @@ static void observe_write(struct observer *o, const struct seccomp_notif *req)
         args[i] = d->args[i];
     struct pathargs pa[2];
     int np = paths_of((pid_t)req->pid, d->nr, args, pa);
-    int rfd = np ? root_fd(&o->rootfd, (pid_t)req->pid) : -1;
+    /* Every task shares the sandbox's root, opened once; with nested user
+     * namespaces allowed a task may chroot(2) in one of its own, so its
+     * paths are resolved in its own root. */
+    int own = -1;
+    int rfd = !np ? -1
+              : o->cfg.seccomp.allow_nested_userns ? root_fd(&own, (pid_t)req->pid)
+                                                   : root_fd(&o->rootfd, (pid_t)req->pid);
     for (int i = 0; i < np && rfd >= 0; i++) {
         char raw[PATH_MAX], base[PATH_MAX], full[PATH_MAX * 2];
         if (read_string((pid_t)req->pid, pa[i].addr, raw, sizeof(raw)) < 0)
@@ -486,6 +492,8 @@ static void observe_write(struct observer *o, const struct seccomp_notif *req)
         hand_off(o, "fs.deny", false, f, NULL);
         break;
     }
+    if (own >= 0)
+        close(own);
 }
 
 /* One notification, on the thread: answered here, except a connect(). */

@@ -981,3 +981,29 @@ def test_fchmodat2_is_observed(w):
         pytest.skip("kernel without fchmodat2")
     assert res == ["EROFS"]
     assert fs_fields(w.audit()) == [("fchmodat2", w.out + "/pub.txt", NOT_IN)]
+
+
+def test_a_chrooted_callers_paths_are_judged_in_its_own_root(w):
+    """With allowNestedUserNamespaces a process may chroot(2) in a user
+    namespace of its own: its "/new.txt" is jail/new.txt in the workspace,
+    which is no denial (it fails with EOVERFLOW: its uid has no mapping
+    there). The listener resolves each path in the caller's own root, not
+    in the root of whichever task it saw first (the outer write comes
+    first here)."""
+    s, _ = w.settings(extra={"allowNestedUserNamespaces": True})
+    script = (
+        "import ctypes, errno, os, sys\n"
+        "try:\n    open(sys.argv[1] + '/pub.txt', 'a')\n"
+        "except OSError as e:\n    print('outer', errno.errorcode[e.errno])\n"
+        "os.mkdir('jail'); os.chmod('jail', 0o777)\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "if libc.unshare(0x10000000) != 0:\n"
+        "    sys.exit('unshare: ' + errno.errorcode[ctypes.get_errno()])\n"
+        "os.chroot('jail')\n"
+        "try:\n    open('/new.txt', 'w'); print('inner created')\n"
+        "except OSError as e:\n    print('inner', errno.errorcode[e.errno])\n")
+    p = w.run(s, PY, "-c", script, w.out)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "outer EROFS\ninner created\n", (p.stdout, p.stderr)
+    assert os.path.isfile(os.path.join(w.ws, "jail", "new.txt"))
+    assert fs_fields(w.audit()) == [("openat", w.out + "/pub.txt", NOT_IN)]
