@@ -30,12 +30,21 @@ static const int resources[LIM_COUNT] = {
     [LIM_CPU] = RLIMIT_CPU, [LIM_AS] = RLIMIT_AS,
 };
 
+/* Each limit is a ceiling: the inherited limit is lowered to it, never
+ * raised (raising a hard limit needs CAP_SYS_RESOURCE on the host, which
+ * init lacks), so a value above the inherited hard limit leaves that hard
+ * limit, and "unlimited" (RLIM_INFINITY) leaves the inherited limits as
+ * they are. Either way the command can use at most what the settings say. */
 int harden_rlimits_apply(const struct limit *l)
 {
     for (int i = 0; i < LIM_COUNT; i++) {
-        if (!l[i].set)
+        if (!l[i].set || l[i].value == RLIM_INFINITY)
             continue;
-        struct rlimit rl = { .rlim_cur = l[i].value, .rlim_max = l[i].value };
+        struct rlimit cur;
+        if (getrlimit(resources[i], &cur) < 0)
+            return -1;
+        rlim_t v = l[i].value < cur.rlim_max ? l[i].value : cur.rlim_max;
+        struct rlimit rl = { .rlim_cur = v, .rlim_max = v };
         if (setrlimit(resources[i], &rl) < 0)
             return -1;
     }
