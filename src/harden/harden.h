@@ -116,8 +116,13 @@ struct limit {
 int harden_rlimits_apply(const struct limit *l);
 
 /* pids cgroup for callers whose uid is 0 on the host (RLIMIT_NPROC is not
- * enforced for them). Returns 0 and sets *path (caller frees) or an error. */
-int harden_pids_cgroup_create(pid_t pid, rlim_t max, char **path, struct cordon_error *err);
+ * enforced for them). Returns 0 and sets *path (caller frees) and *join_fd,
+ * the open file through which a task joins the group
+ * (harden_pids_cgroup_join), or an error. */
+int harden_pids_cgroup_create(rlim_t max, char **path, int *join_fd, struct cordon_error *err);
+/* The calling task (single-threaded) joins the group of join_fd. -1 with
+ * errno on failure. */
+int harden_pids_cgroup_join(int join_fd);
 void harden_pids_cgroup_remove(const char *path);
 /* Remove groups left by runs that were killed. */
 void harden_pids_cgroup_sweep(void);

@@ -710,14 +710,32 @@ __attribute__((noreturn)) void sandbox_init_main(const struct sandbox_plan *plan
     if (sfd < 0)
         init_fail(sync_fd, errno, "signalfd");
 
-    /* The supervisor puts init in its pids cgroup (for a root caller) while
-     * init builds the view; the command starts only after that. */
-    struct sync_msg cont;
+    /* For a root caller, MSG_CONTINUE carries the file through which init
+     * joins the pids cgroup the supervisor made meanwhile; the command
+     * starts only after that. */
+    struct sync_msg cont = { 0 };
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } cu;
+    struct iovec ciov = { .iov_base = &cont, .iov_len = sizeof(cont) };
+    struct msghdr cmh = { .msg_iov = &ciov, .msg_iovlen = 1 };
     do {
-        n = recv(sync_fd, &cont, sizeof(cont), 0);
+        cmh.msg_control = cu.buf;
+        cmh.msg_controllen = sizeof(cu.buf);
+        n = recvmsg(sync_fd, &cmh, MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
     if (n != (ssize_t)sizeof(cont) || cont.type != MSG_CONTINUE)
         _exit(CORDON_EXIT_FAILURE);
+    struct cmsghdr *ccm = CMSG_FIRSTHDR(&cmh);
+    if (ccm && ccm->cmsg_level == SOL_SOCKET && ccm->cmsg_type == SCM_RIGHTS &&
+        ccm->cmsg_len == CMSG_LEN(sizeof(int))) {
+        int join;
+        memcpy(&join, CMSG_DATA(ccm), sizeof(int));
+        if (harden_pids_cgroup_join(join) < 0)
+            init_fail(sync_fd, errno, "cannot join the pids cgroup");
+        close(join);
+    }
 
     pid_t cmd = spawn_command(plan, sync_fd);
 

@@ -735,6 +735,7 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
     run.audit.denial_ud = opts->denial_userdata;
     int sv[2] = { -1, -1 };
     char *cgroup = NULL;
+    int cgroup_join = -1;
     bool loop_ok = false;
     /* The proxy holds two descriptors per connection (four more while a
      * tunnel splices): 1000 tunnels need more than the usual soft limit of
@@ -858,15 +859,15 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
         r = cordon_err_sys(err, errno, "cannot start the sandbox");
         goto out;
     }
-    /* RLIMIT_NPROC is not enforced for the host's root: use a pids cgroup.
-     * Creating one takes milliseconds on cgroup v1, so it happens while init
-     * builds the view; init starts the command only after MSG_CONTINUE, when
-     * it is already in the group. */
+    /* RLIMIT_NPROC is not enforced for the host's root: use a pids cgroup,
+     * made while init builds the view. Init joins it on MSG_CONTINUE, before
+     * it starts the command (see harden_pids_cgroup_create). */
     if (getuid() == 0 && plan.limits[LIM_NPROC].set &&
         plan.limits[LIM_NPROC].value != RLIM_INFINITY) {
         struct cordon_error cerr = { 0 };
         harden_pids_cgroup_sweep();
-        if (harden_pids_cgroup_create(run.pid, plan.limits[LIM_NPROC].value, &cgroup, &cerr) < 0) {
+        if (harden_pids_cgroup_create(plan.limits[LIM_NPROC].value, &cgroup, &cgroup_join,
+                                      &cerr) < 0) {
             char line[1200];
             snprintf(line, sizeof(line), "the process limit is not enforced for root: %s",
                      cerr.msg);
@@ -881,10 +882,30 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
     msg.type = MSG_CONTINUE;
+    /* with the pids cgroup's file, through which init joins it */
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } cu;
+    memset(&cu, 0, sizeof(cu));
+    struct iovec ciov = { .iov_base = &msg, .iov_len = sizeof(msg) };
+    struct msghdr cmh = { .msg_iov = &ciov, .msg_iovlen = 1 };
+    if (cgroup_join >= 0) {
+        cmh.msg_control = cu.buf;
+        cmh.msg_controllen = sizeof(cu.buf);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&cmh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &cgroup_join, sizeof(int));
+    }
     /* init may have failed already: its report is queued for the loop. */
-    if (send(run.sync_fd, &msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg) &&
-        errno != EPIPE && errno != ECONNRESET) {
-        r = cordon_err_sys(err, errno, "cannot start the sandbox");
+    ssize_t sent = sendmsg(run.sync_fd, &cmh, MSG_NOSIGNAL);
+    int serr = errno;
+    if (cgroup_join >= 0)
+        close(cgroup_join);
+    if (sent != (ssize_t)sizeof(msg) && serr != EPIPE && serr != ECONNRESET) {
+        r = cordon_err_sys(err, serr, "cannot start the sandbox");
         goto out;
     }
     uv_run(&run.loop, UV_RUN_DEFAULT);
