@@ -65,8 +65,19 @@ struct seccomp_opts {
     bool emulate_unix_connect;
 };
 
+/* The filter for o: copied from the table compiled at build time
+ * (seccomp_table.h) when it holds o for this machine, else built with
+ * libseccomp (harden_seccomp_compile). */
 int harden_seccomp_build(const struct seccomp_opts *o, struct seccomp_prog *out,
                          struct cordon_error *err);
+int harden_seccomp_compile(const struct seccomp_opts *o, struct seccomp_prog *out,
+                           struct cordon_error *err);
+/* The options as a number below SECCOMP_OPTS_KEYS, or -1 for a combination
+ * plan.c never makes (and the table does not hold); and back (false for
+ * such a number). */
+#define SECCOMP_OPTS_KEYS 16
+int seccomp_opts_key(const struct seccomp_opts *o);
+bool seccomp_opts_from_key(unsigned key, struct seccomp_opts *o);
 void harden_seccomp_free(struct seccomp_prog *p);
 /* In the child, after no_new_privs. Returns -1 with errno on failure, else
  * 0, or the notify listener fd when the filter has notify actions. */

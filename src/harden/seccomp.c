@@ -1,8 +1,10 @@
 /* seccomp.c: the command's syscall filter, built with libseccomp.
  *
  * Owns: which syscalls the sandboxed command may make. The filter is compiled
- * to BPF in the supervisor (libseccomp allocates) and installed by the command
- * last, after no_new_privs and Landlock, just before exec.
+ * to BPF with libseccomp at build time, for every combination of options
+ * (seccomp_table.h), or in the supervisor when the table does not fit this
+ * machine, and installed by the command last, after no_new_privs and
+ * Landlock, just before exec.
  *
  * Denied (EPERM unless said otherwise), with the escape class each closes
  * (shared/reference/escape-classes.md):
@@ -40,6 +42,7 @@
  * namespaces, capabilities, Landlock and the mount view bound what it can do.
  */
 #include "harden.h"
+#include "seccomp_table.h"
 #include "core/cleanup.h"
 #include "core/err.h"
 
@@ -212,8 +215,61 @@ int harden_seccomp_denial(const struct seccomp_opts *o, int nr, const uint64_t a
     return 0;
 }
 
+/* Bits of a key: nested namespaces, all unix sockets, user notification
+ * (refusals and observed writes go together), emulated connect (which
+ * needs notification and excludes allowAllUnixSockets). */
+int seccomp_opts_key(const struct seccomp_opts *o)
+{
+    if (o->notify_denials != o->observe_writes ||
+        (o->emulate_unix_connect && (o->allow_unix_sockets || !o->notify_denials)))
+        return -1;
+    return (o->allow_nested_userns ? 1 : 0) | (o->allow_unix_sockets ? 2 : 0) |
+           (o->notify_denials ? 4 : 0) | (o->emulate_unix_connect ? 8 : 0);
+}
+
+bool seccomp_opts_from_key(unsigned key, struct seccomp_opts *o)
+{
+    *o = (struct seccomp_opts){
+        .allow_nested_userns = key & 1, .allow_unix_sockets = key & 2,
+        .notify_denials = key & 4, .observe_writes = key & 4, .emulate_unix_connect = key & 8,
+    };
+    return key < SECCOMP_OPTS_KEYS && seccomp_opts_key(o) == (int)key;
+}
+
+static void prog_flags(const struct seccomp_opts *o, struct seccomp_prog *out)
+{
+    out->notify = o->notify_denials || o->observe_writes ||
+                  (o->emulate_unix_connect && !o->allow_unix_sockets);
+    out->wait_killable = out->notify && o->emulate_unix_connect && !o->allow_unix_sockets;
+}
+
 int harden_seccomp_build(const struct seccomp_opts *o, struct seccomp_prog *out,
                          struct cordon_error *err)
+{
+#ifndef CORDON_SECCOMP_GENERATOR
+    int key = seccomp_opts_key(o);
+    if (key >= 0 && seccomp_table_arch == seccomp_arch_native() &&
+        seccomp_table_api == seccomp_api_get()) {
+        for (size_t i = 0; i < seccomp_table_n; i++) {
+            const struct seccomp_variant *v = &seccomp_table[i];
+            if (v->key != (unsigned)key || !v->len)
+                continue;
+            *out = (struct seccomp_prog){ 0 };
+            out->insns = malloc(v->len * sizeof(*v->insns));
+            if (!out->insns)
+                return cordon_err_set(err, ENOMEM, "out of memory");
+            memcpy(out->insns, v->insns, v->len * sizeof(*v->insns));
+            out->len = v->len;
+            prog_flags(o, out);
+            return 0;
+        }
+    }
+#endif
+    return harden_seccomp_compile(o, out, err);
+}
+
+int harden_seccomp_compile(const struct seccomp_opts *o, struct seccomp_prog *out,
+                           struct cordon_error *err)
 {
     *out = (struct seccomp_prog){ 0 };
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
@@ -333,9 +389,7 @@ int harden_seccomp_build(const struct seccomp_opts *o, struct seccomp_prog *out,
 #endif
         }
     }
-    out->notify = o->notify_denials || o->observe_writes ||
-                  (o->emulate_unix_connect && !o->allow_unix_sockets);
-    out->wait_killable = out->notify && o->emulate_unix_connect && !o->allow_unix_sockets;
+    prog_flags(o, out);
     r = export_bpf(ctx, out, err);
 out:
     seccomp_release(ctx);
