@@ -346,7 +346,7 @@ static int parse_fields(const char *buf, size_t lim, size_t len, size_t pos,
             return (int)(end + 2);
         }
         if (n == HTTP_MAX_HEADERS)
-            return fail(why, -431, "more than 128 header fields");
+            return fail(why, -431, "more than 256 header fields");
         /* RFC 9112 5.2: obs-fold is deprecated; a server MUST either reject
          * it or replace it with SP. Replacing changes the bytes we forward,
          * so we reject. The same check refuses whitespace between the start

@@ -23,7 +23,9 @@
 #include <stdint.h>
 
 #define HTTP_MAX_HEAD (64 * 1024)
-#define HTTP_MAX_HEADERS 128
+/* Above the 190 header values (plus Host) that srt's decider protocol can
+ * carry, so that cordon proxy asks about every request srt asks about. */
+#define HTTP_MAX_HEADERS 256
 #define HTTP_MAX_HOST 255
 
 struct http_header {
