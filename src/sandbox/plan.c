@@ -155,7 +155,11 @@ static int add_rule(struct nodes *ns, const struct cordon_pathrule *r, unsigned 
                     cordon_log_fn log, void *ud, struct cordon_error *err)
 {
     char real[PATH_MAX];
-    if (!realpath(r->path, real)) {
+    struct stat st;
+    /* Most entries of the default lists do not exist: one stat(2) says so,
+     * where realpath(3) would readlink(2) every component first. */
+    bool missing = stat(r->path, &st) < 0 && (errno == ENOENT || errno == ENOTDIR);
+    if (missing || !realpath(r->path, real)) {
         int e = errno;
         if (e == ENOENT || e == ENOTDIR || e == EACCES || e == ELOOP) {
             plog(log, ud, "%s %s: %s (%s); nothing to do", list_name(flag), r->as_written,
@@ -170,7 +174,6 @@ static int add_rule(struct nodes *ns, const struct cordon_pathrule *r, unsigned 
              list_name(flag), r->as_written, real);
         return 0;
     }
-    struct stat st;
     if (stat(real, &st) < 0) {
         plog(log, ud, "%s %s: %s: %s; nothing to do", list_name(flag), r->as_written, real,
              strerror(errno));
