@@ -187,6 +187,7 @@ struct conn {
     char aws_payload[72];    /* the payload hash line of the canonical request */
     size_t head_cap;         /* ST_HEAD read limit while a body is gathered (0: a head) */
     bool aws_passthrough;    /* credentials.sigv4 passthrough: Authorization goes as sent */
+    bool continued;          /* "100 Continue" sent for the request whose body is read */
     json_t *cred_audit;      /* {"injected": [...], "stripped": [...]} for net.request */
 
     /* request rules in force for the current request */
@@ -597,6 +598,7 @@ static void clean_text(char *dst, size_t n, const char *src)
 static void http_answer(struct conn *c, int status, const char *phrase, const char *errtag,
                         const char *body_reason)
 {
+    c->continued = false;
     if (c->kind == PROXY_TRANSPARENT && !c->tls_mode) {
         /* A captured program never asked a proxy: an HTTP answer would
          * read as the server's. It gets a reset. */
@@ -2207,6 +2209,19 @@ static const struct cred_aws *aws_key_in(const struct conn *c, const char *text,
     return NULL;
 }
 
+/* A client that sent "Expect: 100-continue" waits for this before its body,
+ * which cordon reads before the head goes on (the decider asked for it, or
+ * it is hashed for SigV4): once per request. The upstream may send its own
+ * 100 later; clients take any number of them (RFC 9110 15.2). */
+static void send_continue(struct conn *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (c->continued)
+        return;
+    ep_append_out(&c->c, cont, sizeof(cont) - 1);
+    c->continued = true;
+}
+
 /* SigV4 with a masked key (credentials.awsPairs): check that the client's
  * signature verifies with the fake secret it holds, over the request as it
  * sent it, then let build_forward_head sign it again with the real one.
@@ -2330,6 +2345,8 @@ static int aws_prepare(struct conn *c, const struct http_request *q, size_t head
             c->head_cap = q->framing == HTTP_BODY_LENGTH
                               ? headlen + (size_t)q->content_length + 1
                               : headlen + SIGV4_BODY_MAX + SIGV4_BODY_MAX / 8;
+            if (q->expect_continue)
+                send_continue(c);
             uv_timer_start(&c->timer, on_timeout, IDLE_TIMEOUT_MS, 0);
             return 0;
         }
@@ -2811,10 +2828,8 @@ static bool ask_decider(struct conn *c, const struct http_request *q, size_t hea
     if (r == DV_GO)
         return true;
     if (r == DV_WAIT) {
-        if (a.send_continue && a.cap) {
-            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            ep_append_out(&c->c, cont, sizeof(cont) - 1);
-        }
+        if (a.send_continue && a.cap)
+            send_continue(c);
         c->st = a.cap ? ST_HEAD : ST_DECIDING;
         return false;
     }
@@ -2825,9 +2840,11 @@ static bool ask_decider(struct conn *c, const struct http_request *q, size_t hea
     return false;
 }
 
-/* The head to forward, or the answer that says why there is none. */
+/* The head to forward, or the answer that says why there is none. The
+ * request is then read no longer: a next one may want its own 100. */
 static bool forward_head_or_answer(struct conn *c, const struct http_request *q)
 {
+    c->continued = false;
     int bh = build_forward_head(c, q);
     if (bh == -2) {
         const char *sw = "a header the client signed cannot be forwarded as signed "

@@ -28,10 +28,12 @@ Operations:
           {"auth_replace": [old, new]}; "auth" sets Authorization outright.
           "split": the body in several sends (sizes, 50 ms apart);
           "chunked": chunked framing (chunk sizes, one send each);
-          "head_only": read only the answer's status and head.
+          "head_only": read only the answer's status and head;
+          "expect": send "Expect: 100-continue" (unsigned, as botocore
+          does) and wait up to 5 s for "100 Continue" before the body.
           Answer: "request" (method, url, target, headers, body as sent:
           for the host to replay) and, when sent, "status", "headers",
-          "body".
+          "body", and with "expect" "continued" (a 100 came in time).
   presign {"endpoint", "bucket", "key", "creds", "send", "version"}: a
           presigned GetObject URL made with botocore (signature_version
           "s3v4" unless "version" says otherwise), then fetched through the
@@ -159,7 +161,7 @@ def read_response(f, head_only=False):
 
 
 def send(url, method, target_abs, headers, body, split=None, chunked=None, head_only=False,
-         connect=None):
+         connect=None, expect=False):
     u = urlsplit(url)
     s = socket.create_connection(proxy_addr(), timeout=TIMEOUT)
     authority = connect or "%s:%d" % (u.hostname, u.port or (443 if u.scheme == "https" else 80))
@@ -178,6 +180,8 @@ def send(url, method, target_abs, headers, body, split=None, chunked=None, head_
     head = "%s %s HTTP/1.1\r\n" % (method, line_target)
     for k, v in headers:
         head += "%s: %s\r\n" % (k, v)
+    if expect:
+        head += "Expect: 100-continue\r\n"
     if chunked:
         head += "Transfer-Encoding: chunked\r\n"
         pieces, i = [], 0
@@ -195,17 +199,30 @@ def send(url, method, target_abs, headers, body, split=None, chunked=None, head_
             parts.append(body[i:i + n])
             i += n
         parts.append(body[i:])
+    f = s.makefile("rb")
+    continued = None
     for k, p in enumerate(parts):
         if p:
             s.sendall(p)
+        if k == 0 and expect:
+            s.settimeout(5)
+            try:
+                st, _, _ = read_response(f, head_only=True)
+                continued = st == 100
+            except (socket.timeout, OSError):
+                continued = False
+                f = s.makefile("rb")  # a timed-out reader reads no more
+            s.settimeout(TIMEOUT)
         if k + 1 < len(parts) and (split or chunked):
             time.sleep(0.05)
-    f = s.makefile("rb")
     st, hs, b = read_response(f, head_only)
     while not head_only and st == 100:
         st, hs, b = read_response(f)
     s.close()
-    return {"status": st, "headers": hs, "body": b.decode("utf-8", "replace")}
+    out = {"status": st, "headers": hs, "body": b.decode("utf-8", "replace")}
+    if expect:
+        out["continued"] = continued
+    return out
 
 
 def read_response_connect(f):
@@ -263,7 +280,7 @@ def op_raw(o):
                        "body": body.decode("utf-8")}}
     if o.get("send", True):
         out.update(send(url, method, target, headers, body, o.get("split"), o.get("chunked"),
-                        o.get("head_only", False), o.get("connect")))
+                        o.get("head_only", False), o.get("connect"), o.get("expect", False)))
     return out
 
 

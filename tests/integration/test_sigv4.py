@@ -384,6 +384,29 @@ def test_form_body_split_across_sends_and_chunked_is_buffered_and_hashed(aw):
         assert hdr(e["headers"], "x-amz-content-sha256") == []
 
 
+def test_expect_100_continue_while_the_body_is_gathered_for_signing(aw):
+    """A client that sends "Expect: 100-continue" waits for "100 Continue"
+    before its body; cordon needs that body (hashed for the signature)
+    before the head can go on, so it answers 100 itself. Without it the
+    client would wait out its own timeout (botocore 1 s, here 5 s, after
+    which "continued" is false). Over plain HTTP and HTTPS, Content-Length
+    and chunked; the endpoint verifies each with the real secret."""
+    body = "Action=SendMessage&MessageBody=expect%20" + "y" * 2000 + "&QueueUrl=q"
+    ops = []
+    for tls in (False, True):
+        ops.append(raw(aw.url("sqs", tls, "/"), "POST", sign="v4", service="sqs", body=body,
+                       headers=FORM, expect=True))
+        ops.append(raw(aw.url("sqs", tls, "/"), "POST", sign="v4", service="sqs", body=body,
+                       headers=FORM, chunked=[100, 1000], expect=True))
+    out = aw.client(aw.settings(), ops)
+    assert [(o["status"], o["continued"]) for o in out] == [(200, True)] * 4, out
+    got = aw.requests()
+    assert len(got) == 4
+    for e in got:
+        assert_resigned(aw, e)
+        assert e["body"] == body.encode()
+
+
 def test_canonicalisation_corner_cases_verify_and_sign_again(aw):
     """What cordon must canonicalise exactly as botocore does, or it would
     refuse (client's signature) or send a bad one (its own): a query with
