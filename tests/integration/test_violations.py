@@ -704,6 +704,50 @@ def test_many_workspace_writes_make_no_records(w):
     assert sorted(os.listdir(w.ws)) == ["mine.txt"]
 
 
+def test_concurrent_writers_every_denial_recorded_once_and_none_lost_at_exit(w):
+    """The listener is served by a thread of the supervisor, which hands its
+    records to the event loop; the loop emits what is left when the command
+    ends. Eight threads and two processes write at once, allowed and refused
+    interleaved, the last refusals just before exit: every refusal is one
+    record (each path once), none is lost, the allowed writes make none,
+    and the summary counts them all."""
+    s, _ = w.settings()
+    script = (
+        "import os, sys, threading\n"
+        "out = sys.argv[1]\n"
+        "def work(tag):\n"
+        "    for i in range(40):\n"
+        "        with open('ok-%s-%d' % (tag, i), 'w') as f:\n"
+        "            f.write('x')\n"
+        "        if i % 4 == 0:\n"
+        "            try:\n"
+        "                open('%s/no-%s-%d' % (out, tag, i), 'w')\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "pid = os.fork()\n"
+        "ts = [threading.Thread(target=work, args=('%d-%d' % (pid == 0, t),)) for t in range(4)]\n"
+        "[t.start() for t in ts]\n"
+        "[t.join() for t in ts]\n"
+        "if pid == 0:\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "for i in range(5):\n"
+        "    try:\n"
+        "        os.mkdir('%s/last-%d' % (out, i))\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print(len([n for n in os.listdir('.') if n.startswith('ok-')]))\n")
+    p = w.run(s, PY, "-c", script, w.out)
+    assert (p.returncode, p.stdout) == (0, "320\n"), p.stderr
+    recs = events(w.audit(), "fs.deny")
+    want = sorted(["%s/no-%d-%d-%d" % (w.out, child, t, i)
+                   for child in (0, 1) for t in range(4) for i in range(0, 40, 4)] +
+                  ["%s/last-%d" % (w.out, i) for i in range(5)])
+    assert sorted(r["path"] for r in recs) == want
+    assert {r["rule"] for r in recs} == {NOT_IN}
+    assert "blocked %d writes" % len(want) in p.stderr, p.stderr
+
+
 # ---------------------------------------------------------------------------
 # 10. --control-fd
 
