@@ -1,9 +1,10 @@
 """Shared fixtures for cordon's integration tests.
 
-The tests drive the real `cordon` binary (CORDON_BIN, default build/cordon) as
-root and as an unprivileged user (uid/gid 65534 through setpriv). Everything a
-run needs is copied into a world-traversable temporary directory, because CI's
-clone may sit where that user cannot enter. Every test leaves nothing behind:
+The tests drive the real `cordon` binary (CORDON_BIN; by default build/cordon,
+which must then be newer than every source under src/) as root and as an
+unprivileged user (uid/gid 65534 through setpriv). Everything a run needs is
+copied into a world-traversable temporary directory, because CI's clone may
+sit where that user cannot enter. Every test leaves nothing behind:
 the temporary tree is removed at teardown, including files the sandbox wrote.
 """
 import json
@@ -17,6 +18,27 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORDON_BIN = os.environ.get("CORDON_BIN", os.path.join(REPO, "build", "cordon"))
+
+
+def _stale_default_binary():
+    """Without CORDON_BIN the tests run build/cordon, whatever `./dev build`
+    last left there: a run by hand after an edit would test old code and
+    pass or fail for the wrong reason. Refuse a binary older than a source."""
+    if "CORDON_BIN" in os.environ or not os.path.isfile(CORDON_BIN):
+        return None
+    built = os.path.getmtime(CORDON_BIN)
+    for top, _, files in os.walk(os.path.join(REPO, "src")):
+        for f in files:
+            path = os.path.join(top, f)
+            if f.endswith((".c", ".h")) and os.path.getmtime(path) > built:
+                return path
+    return None
+
+
+_newer = _stale_default_binary()
+if _newer:
+    pytest.exit("%s is older than %s: run ./dev build, or set CORDON_BIN" % (CORDON_BIN, _newer),
+                returncode=4)
 NOBODY = 65534
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "SUMMARY: UndefinedBehaviorSanitizer")
