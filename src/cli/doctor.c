@@ -196,9 +196,17 @@ static bool in_initial_userns(void)
 
 /* ---- probes in child processes -------------------------------------------- */
 
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS /* Linux 6.6; not in Debian 12's headers */
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
 struct probe_res {
     int err;        /* 0: the probe passed */
     char step[128]; /* what failed */
+    bool extra;     /* probe_notify: synchronous wake-ups can be asked for */
 };
 
 typedef int (*probe_fn)(struct probe_res *r);
@@ -398,6 +406,9 @@ static int probe_notify(struct probe_res *r)
                            &prog);
     if (lfd < 0)
         return step_fail(r, "install a filter with a listener");
+    /* What the supervisor asks for (sandbox/observe.c): Linux 6.6. */
+    r->extra = ioctl(lfd, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+                     (unsigned long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) == 0;
     /* One round trip: a process under the filter calls getppid(2), this one
      * receives the notification and answers 4242. */
     pid_t pid = fork();
@@ -733,6 +744,11 @@ static void check_notify(struct check *c)
     c->v = V_OK;
     detail(c, "probe: a filter with a listener was installed and one notification "
               "answered");
+    if (r.extra)
+        detail(c, "synchronous wake-ups (Linux 6.6): available");
+    else
+        detail(c, "synchronous wake-ups (Linux 6.6): not available; each observed "
+                  "write-intent syscall costs several times more (bench/run --only=writes)");
 }
 
 static void check_nft(struct check *c, bool userns_ok)
