@@ -33,12 +33,12 @@ FULL = dict(startup_iters=40, layers_iters=150, repos_iters=10, dl_bytes=1 << 30
             seq_n=1000, seq_rounds=3, conc_clients=100, conc_n=3000, conc_rounds=3,
             tunnels=1000, build_iters=5, cg_n=2000, cg_n_slow=200, perf=True, warmup=1,
             writes_n=2000, writes_iters=30, tls_dl_bytes=256 << 20, tls_seq_n=300,
-            tls_seq_rounds=3)
+            tls_seq_rounds=3, unix_n=2000, unix_iters=20)
 QUICK = dict(startup_iters=5, layers_iters=10, repos_iters=1, dl_bytes=128 << 20, dl_rounds=1,
              seq_n=200, seq_rounds=1, conc_clients=100, conc_n=500, conc_rounds=1,
              tunnels=1000, build_iters=1, cg_n=200, cg_n_slow=20, perf=False, warmup=0,
              writes_n=2000, writes_iters=5, tls_dl_bytes=64 << 20, tls_seq_n=100,
-             tls_seq_rounds=1)
+             tls_seq_rounds=1, unix_n=500, unix_iters=3)
 
 
 class Failed(Exception):
@@ -214,6 +214,7 @@ class Bench:
         # the loopback test server for the network rows.
         pol = json.loads(self.run([self.cordon, "--print-policy"], "cordon --print-policy",
                                   cwd=self.empty))
+        self.pol = pol
         home = os.path.expanduser("~")
         deny = [("~" + p[len(home):]) if p.startswith(home + "/") else p
                 for p in pol["filesystem"]["denyRead"]]
@@ -865,6 +866,59 @@ class Bench:
         wall = self.timeit(rows, iters, cwd=d, cpu=cpu)
         self.save("writes", {"iters": iters, "writes": n, "samples": wall, "cpu": cpu})
 
+    UNIX_SERVER = ("import socket, sys\n"
+                   "s = socket.socket(socket.AF_UNIX)\n"
+                   "s.bind(sys.argv[1]); s.listen(4096)\n"
+                   "print('ready', flush=True)\n"
+                   "while True:\n"
+                   "    s.accept()[0].close()\n")
+    UNIX_CLIENT = ("import socket, sys\n"
+                   "for i in range(int(sys.argv[2])):\n"
+                   "    c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); c.close()\n")
+
+    def measure_unix(self):
+        """connect(2) to a listed unix socket (network.allowUnixSockets):
+        cordon's filter sends every connect to the supervisor, which judges
+        the path and connects for the caller (sandbox/unixsock.h). A Python
+        client connects and closes N times, directly and inside cordon
+        (its default policy plus the socket); the same client making no
+        connect gives the start-up part of each row. srt lists unix sockets
+        on macOS only: not measured."""
+        d = os.path.join(self.fx, "unix")
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        sock = os.path.join(d, "s.sock")
+        doc = json.loads(json.dumps(self.pol))
+        doc["network"]["allowUnixSockets"] = [sock]
+        settings = os.path.join(self.out, "cordon-settings-unix.json")
+        with open(settings, "w") as f:
+            json.dump(doc, f, indent=1)
+        srv = subprocess.Popen([sys.executable, "-c", self.UNIX_SERVER, sock],
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            if srv.stdout.readline().strip() != "ready":
+                raise Failed("the unix socket server did not start")
+            n = self.p["unix_n"]
+            py = "/usr/bin/python3"
+
+            def cli(k):
+                return [py, "-c", self.UNIX_CLIENT, sock, str(k)]
+            on = ["-s", settings]
+            rows = [
+                ("bare", None, cli(n)),
+                ("bare, no connect", None, cli(0)),
+                ("cordon", None, self.cordon_argv(cli(n), on)),
+                ("cordon, no connect", None, self.cordon_argv(cli(0), on)),
+            ]
+            iters = self.p["unix_iters"]
+            log(f"unix socket connects: {n} per run, {len(rows)} rows x {iters} runs")
+            cpu = {}
+            wall = self.timeit(rows, iters, cwd=self.empty, cpu=cpu)
+        finally:
+            srv.kill()
+            srv.wait()
+        self.save("unix", {"iters": iters, "connects": n, "samples": wall, "cpu": cpu})
+
     def measure_callgrind(self):
         hot = os.path.join(self.bin, "hot")
         cases = [line.split("\t") for line in self.run([hot, "list"], "hot list").splitlines()]
@@ -1047,7 +1101,8 @@ class Bench:
 
 MEASUREMENTS = ["startup", "layers", "repos", "download", "requests", "concurrent",
                 "intercept_download", "intercept_requests", "transparent_download",
-                "transparent_requests", "memory", "build", "writes", "callgrind", "profiles"]
+                "transparent_requests", "memory", "build", "writes", "unix", "callgrind",
+                "profiles"]
 
 
 def main():

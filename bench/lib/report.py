@@ -705,6 +705,41 @@ class Report:
         self.chart("writes", f"{n} file writes in the working directory (median ms, bars: {sn})",
                    "ms", [(k, m[k], *spread(s[k])) for k in rows])
 
+    def unix(self, d):
+        s = {k: [x * 1000 for x in v] for k, v in d["samples"].items()}
+        cpu = {k: [x * 1000 for x in v] for k, v in d.get("cpu", {}).items()}
+        have_cpu = cpu and all(x >= 0 for v in cpu.values() for x in v)
+        m = {k: med(v) for k, v in s.items()}
+        n = d["connects"]
+        self.w("## Unix socket connects (`allowUnixSockets`)")
+        self.w()
+        self.w(f"A Python client connects to a listening unix socket and closes, {n} times, "
+               f"{d['iters']} interleaved runs: directly, and inside cordon (its default policy "
+               "plus the socket in `network.allowUnixSockets`), where every `connect()` goes to "
+               "the supervisor, which judges the path and connects for the caller. The same "
+               "client making no connect gives each row's start-up part. srt lists unix "
+               "sockets on macOS only.")
+        self.w()
+        sn = spread_name(s.values())
+        self.w(f"| row | median ms | {sn} ms | median CPU ms |")
+        self.w("|---|---:|---:|---:|")
+        for k, v in s.items():
+            lo, hi = spread(v)
+            c = f"{med(cpu[k]):.1f}" if have_cpu else "–"
+            self.w(f"| {k} | {fmt(m[k], 1)} | {fmt(lo, 1)}–{fmt(hi, 1)} | {c} |")
+        self.w()
+        direct = [a - b for a, b in zip(s["bare"], s["bare, no connect"])]
+        inside = [a - b for a, b in zip(s["cordon"], s["cordon, no connect"])]
+        added = [a - b for a, b in zip(inside, direct)]
+        self.w(f"A connect and close takes {med(direct) * 1000 / n:.1f} µs directly and "
+               f"{med(inside) * 1000 / n:.1f} µs inside cordon: "
+               f"{med(added) * 1000 / n:.1f} µs more (median of the paired differences; "
+               f"p25–p75 {pct(added, 25) * 1000 / n:.1f}–{pct(added, 75) * 1000 / n:.1f} µs). "
+               "Without `allowUnixSockets` no connect goes to the supervisor.")
+        self.w()
+        self.chart("unix", f"{n} unix socket connects (median ms, bars: {sn})", "ms",
+                   [(k, m[k], *spread(s[k])) for k in ("bare", "cordon")])
+
     def callgrind(self, d):
         self.w("## Parsers and policy matching (instructions, callgrind)")
         self.w()
@@ -870,7 +905,8 @@ class Report:
         goals_at = len(self.md)
         for name in ("startup", "layers", "repos", "download", "requests", "concurrent",
                      "intercept_download", "intercept_requests", "transparent_download",
-                     "transparent_requests", "memory", "build", "writes", "callgrind"):
+                     "transparent_requests", "memory", "build", "writes", "unix",
+                     "callgrind"):
             d = self.load(name)
             if d is None:
                 continue
