@@ -27,6 +27,7 @@
  *    both.
  */
 #include "doctor.h"
+#include "harden/harden.h"
 #include "cordon.h"
 
 #include <arpa/inet.h>
@@ -195,13 +196,6 @@ static bool in_initial_userns(void)
 }
 
 /* ---- probes in child processes -------------------------------------------- */
-
-#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS /* Linux 6.6; not in Debian 12's headers */
-#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
-#endif
-#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
-#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
-#endif
 
 struct probe_res {
     int err;        /* 0: the probe passed */

@@ -759,35 +759,10 @@ static int settings_config(struct proxy_run *run)
         cfg->mitm.unix_socket = true;
         snprintf(cfg->mitm.path, sizeof(cfg->mitm.path), "%s", p->net.mitm_socket);
     }
-    /* parentProxy, or else this process's own proxy variables (as srt) */
-    const char *ph = p->net.parent_set ? p->net.parent_http
-                                       : (getenv("http_proxy") ? getenv("http_proxy")
-                                                               : getenv("HTTP_PROXY"));
-    const char *phs = p->net.parent_set ? p->net.parent_https
-                                        : (getenv("https_proxy") ? getenv("https_proxy")
-                                                                 : getenv("HTTPS_PROXY"));
-    const char *np = p->net.parent_set ? p->net.parent_no_proxy
-                                       : (getenv("no_proxy") ? getenv("no_proxy")
-                                                             : getenv("NO_PROXY"));
-    const struct {
-        const char *url;
-        struct proxy_hop *hop;
-        const char *what;
-    } parents[] = { { ph, &cfg->parent_http, "http" }, { phs, &cfg->parent_https, "https" } };
-    for (size_t i = 0; i < ARRAY_SIZE(parents); i++) {
-        if (!parents[i].url || !*parents[i].url)
-            continue;
-        struct net_proxy_url u;
-        const char *why = NULL;
-        if (net_proxy_url_parse(parents[i].url, &u, &why) < 0) {
-            fprintf(stderr, "cordon proxy: upstream %s proxy: %s\n", parents[i].what, why);
-            return EXIT_ARGS;
-        }
-        parents[i].hop->set = true;
-        snprintf(parents[i].hop->host, sizeof(parents[i].hop->host), "%s", u.host);
-        parents[i].hop->port = u.port;
-        snprintf(parents[i].hop->auth, sizeof(parents[i].hop->auth), "%s", u.auth);
-        explicit_bzero(&u, sizeof(u));
+    const char *np = NULL, *what = NULL, *why = NULL;
+    if (proxy_parents_from_policy(cfg, p, &np, &what, &why) < 0) {
+        fprintf(stderr, "cordon proxy: upstream %s proxy: %s\n", what, why);
+        return EXIT_ARGS;
     }
     if (np && net_noproxy_parse(np, &run->no_proxy) == 0) {
         run->have_no_proxy = true;

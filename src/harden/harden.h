@@ -10,6 +10,7 @@
 #include "cordon.h"
 
 #include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -87,6 +88,14 @@ int harden_seccomp_apply(const struct seccomp_prog *p);
  * arguments args: an errno to refuse with (the filter's denial), or 0 when
  * the syscall is only observed (answer "continue"). Mirrors the filter. */
 int harden_seccomp_denial(const struct seccomp_opts *o, int nr, const uint64_t args[6]);
+
+/* Asked of the listener so that the caller's CPU serves it (observe.c). */
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS /* Linux 6.6; not in Debian 12's headers */
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
 
 /* Is nr one of the observed write-intent filesystem syscalls? */
 bool harden_seccomp_observed(int nr);

@@ -8,6 +8,7 @@
  * same thing from either proxy.
  */
 #include "decider.h"
+#include "core/sbuf.h"
 #include "core/cleanup.h"
 #include "core/err.h"
 
@@ -1021,38 +1022,6 @@ int dv_parse_hello(const uint8_t *p, size_t n, struct dv_hello *out, const char 
 }
 
 /* ==== the req frame ========================================================= */
-
-struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 512;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
 
 /* A JSON string as JSON.stringify writes it, from bytes read as latin1 (as
  * Node reads a request head: each byte is one character, so 0x80-0xff

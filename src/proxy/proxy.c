@@ -34,6 +34,7 @@
 #include "tls/tls.h"
 #include "core/cleanup.h"
 #include "core/err.h"
+#include "policy/policy.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -4057,6 +4058,41 @@ static int collect_own_addresses(struct proxy *px)
         }
     }
     freeifaddrs(ifa);
+    return 0;
+}
+
+static const char *env_either(const char *lower, const char *upper)
+{
+    const char *v = getenv(lower);
+    return v ? v : getenv(upper);
+}
+
+int proxy_parents_from_policy(struct proxy_config *cfg, const cordon_policy *p,
+                              const char **no_proxy, const char **what, const char **why)
+{
+    const bool set = p->net.parent_set;
+    const char *ph = set ? p->net.parent_http : env_either("http_proxy", "HTTP_PROXY");
+    const char *phs = set ? p->net.parent_https : env_either("https_proxy", "HTTPS_PROXY");
+    *no_proxy = set ? p->net.parent_no_proxy : env_either("no_proxy", "NO_PROXY");
+    const struct {
+        const char *url;
+        struct proxy_hop *hop;
+        const char *what;
+    } parents[] = { { ph, &cfg->parent_http, "http" }, { phs, &cfg->parent_https, "https" } };
+    for (size_t i = 0; i < ARRAY_SIZE(parents); i++) {
+        if (!parents[i].url || !*parents[i].url)
+            continue;
+        struct net_proxy_url u;
+        if (net_proxy_url_parse(parents[i].url, &u, why) < 0) {
+            *what = parents[i].what;
+            return -1;
+        }
+        parents[i].hop->set = true;
+        snprintf(parents[i].hop->host, sizeof(parents[i].hop->host), "%s", u.host);
+        parents[i].hop->port = u.port;
+        snprintf(parents[i].hop->auth, sizeof(parents[i].hop->auth), "%s", u.auth);
+        explicit_bzero(&u, sizeof(u));
+    }
     return 0;
 }
 

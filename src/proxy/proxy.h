@@ -111,6 +111,13 @@ int proxy_add_listener(struct proxy *px, int fd, enum proxy_listener_kind kind,
  * its handles (run the loop until it has no more work). */
 void proxy_free(struct proxy *px);
 
+/* network.parentProxy, or else this process's own proxy variables (as srt):
+ * fills cfg's parent hops and sets *no_proxy to the list hosts bypass them
+ * by (NULL: none; the caller parses it into storage of its own). -1 with
+ * *what ("http", "https") and *why when a URL does not parse. */
+int proxy_parents_from_policy(struct proxy_config *cfg, const cordon_policy *p,
+                              const char **no_proxy, const char **what, const char **why);
+
 /* Live update (--control-fd): the host-level rules for the next connection
  * and the next request. The old ones must stay valid until the proxy is
  * freed (records of open connections name their entries). */

@@ -265,18 +265,14 @@ static void pass_capture(const struct sandbox_plan *plan, int sync_fd)
             close(fds[i]);
 }
 
-/* Pass one fd (or none, fd < 0) with a message of type and code. */
-static int send_msg_fd(int sock, uint32_t type, int32_t code, int fd)
+ssize_t sync_send(int sock, const struct sync_msg *m, int fd)
 {
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } u;
     memset(&u, 0, sizeof(u));
-    g_msg.type = type;
-    g_msg.code = code;
-    g_msg.text[0] = '\0';
-    struct iovec iov = { .iov_base = &g_msg, .iov_len = sizeof(g_msg) };
+    struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof(*m) };
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
     if (fd >= 0) {
         mh.msg_control = u.buf;
@@ -287,7 +283,16 @@ static int send_msg_fd(int sock, uint32_t type, int32_t code, int fd)
         cm->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(cm), &fd, sizeof(int));
     }
-    return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(g_msg) ? 0 : -1;
+    return sendmsg(sock, &mh, MSG_NOSIGNAL);
+}
+
+/* Pass one fd (or none, fd < 0) with a message of type and code. */
+static int send_msg_fd(int sock, uint32_t type, int32_t code, int fd)
+{
+    g_msg.type = type;
+    g_msg.code = code;
+    g_msg.text[0] = '\0';
+    return sync_send(sock, &g_msg, fd) == (ssize_t)sizeof(g_msg) ? 0 : -1;
 }
 
 /* network.hostPorts (ports.h): a listener on each port of the sandbox's

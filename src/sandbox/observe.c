@@ -337,13 +337,6 @@ struct pathargs {
     bool follow;     /* the final symlink is followed */
 };
 
-#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS /* Linux 6.6; not in Debian 12's headers */
-#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
-#endif
-#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
-#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
-#endif
-
 #ifndef SYS_fchmodat2
 #define SYS_fchmodat2 452 /* Linux 6.6; not in Debian 12's headers */
 #endif

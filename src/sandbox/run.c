@@ -276,36 +276,11 @@ static int start_proxy(struct run *run, int http_fd, int socks_fd)
         .external_http_port = p->net.http_proxy_port,
         .external_socks_port = p->net.socks_proxy_port,
     };
-    /* parentProxy, or else the supervisor's own proxy variables (srt). */
-    const char *ph = p->net.parent_set ? p->net.parent_http
-                                       : (getenv("http_proxy") ? getenv("http_proxy")
-                                                               : getenv("HTTP_PROXY"));
-    const char *phs = p->net.parent_set ? p->net.parent_https
-                                        : (getenv("https_proxy") ? getenv("https_proxy")
-                                                                 : getenv("HTTPS_PROXY"));
-    const char *np = p->net.parent_set ? p->net.parent_no_proxy
-                                       : (getenv("no_proxy") ? getenv("no_proxy")
-                                                             : getenv("NO_PROXY"));
-    const struct {
-        const char *url;
-        struct proxy_hop *hop;
-        const char *what;
-    } parents[] = { { ph, &cfg.parent_http, "http" }, { phs, &cfg.parent_https, "https" } };
-    for (size_t i = 0; i < ARRAY_SIZE(parents); i++) {
-        if (!parents[i].url || !*parents[i].url)
-            continue;
-        struct net_proxy_url u;
-        const char *why = NULL;
-        if (net_proxy_url_parse(parents[i].url, &u, &why) < 0) {
-            close(http_fd);
-            close(socks_fd);
-            return cordon_err_set(run->err, EINVAL, "upstream %s proxy: %s", parents[i].what, why);
-        }
-        parents[i].hop->set = true;
-        snprintf(parents[i].hop->host, sizeof(parents[i].hop->host), "%s", u.host);
-        parents[i].hop->port = u.port;
-        snprintf(parents[i].hop->auth, sizeof(parents[i].hop->auth), "%s", u.auth);
-        explicit_bzero(&u, sizeof(u));
+    const char *np = NULL, *what = NULL, *why = NULL;
+    if (proxy_parents_from_policy(&cfg, p, &np, &what, &why) < 0) {
+        close(http_fd);
+        close(socks_fd);
+        return cordon_err_set(run->err, EINVAL, "upstream %s proxy: %s", what, why);
     }
     if (np && net_noproxy_parse(np, &run->no_proxy) == 0)
         cfg.no_proxy = &run->no_proxy;
@@ -882,25 +857,9 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
     msg.type = MSG_CONTINUE;
-    /* with the pids cgroup's file, through which init joins it */
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } cu;
-    memset(&cu, 0, sizeof(cu));
-    struct iovec ciov = { .iov_base = &msg, .iov_len = sizeof(msg) };
-    struct msghdr cmh = { .msg_iov = &ciov, .msg_iovlen = 1 };
-    if (cgroup_join >= 0) {
-        cmh.msg_control = cu.buf;
-        cmh.msg_controllen = sizeof(cu.buf);
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&cmh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &cgroup_join, sizeof(int));
-    }
-    /* init may have failed already: its report is queued for the loop. */
-    ssize_t sent = sendmsg(run.sync_fd, &cmh, MSG_NOSIGNAL);
+    /* With the pids cgroup's file, through which init joins it. init may
+     * have failed already: its report is queued for the loop. */
+    ssize_t sent = sync_send(run.sync_fd, &msg, cgroup_join);
     int serr = errno;
     if (cgroup_join >= 0)
         close(cgroup_join);

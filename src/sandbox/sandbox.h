@@ -174,6 +174,10 @@ struct sync_msg {
     char text[1024];
 };
 
+/* Send m over the sync socket with one descriptor (fd < 0: none), as
+ * sendmsg(2) answers. */
+ssize_t sync_send(int sock, const struct sync_msg *m, int fd);
+
 /* Runs in the cloned child; never returns. sync_fd is init's end of the
  * sync socket. */
 __attribute__((noreturn)) void sandbox_init_main(const struct sandbox_plan *plan, int sync_fd);

@@ -2,6 +2,7 @@
  * ("Create a canonical request for Signature Version 4") and botocore's
  * behaviour, which the proxy checks against the client's own signature. */
 #include "sigv4.h"
+#include "core/sbuf.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>
@@ -173,36 +174,6 @@ static int hmac(const void *key, size_t kl, const void *data, size_t dl, unsigne
 }
 
 /* ---- the canonical request --------------------------------------------------- */
-
-struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (!b->p || b->n + n + 1 > b->cap) { /* !p: said outright for the analyzer */
-        size_t cap = (b->n + n + 1) * 2 + 256;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
 
 static int hexv(char c)
 {
