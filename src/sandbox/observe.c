@@ -301,6 +301,13 @@ static bool is_placeholder(const struct observer *o, const char *path)
 /* Which rule made path read-only, for the record. */
 static const char *rule_for(const struct observer *o, const char *path, char *buf, size_t n)
 {
+    const cordon_policy *p = o->cfg.policy;
+    /* a denyWrite entry, also where it did not exist: the placeholder at its
+     * first missing component */
+    for (size_t i = 0; p && i < p->fs.deny_write.n; i++)
+        if (under(p->fs.deny_write.v[i].path, path) ||
+            (under(path, p->fs.deny_write.v[i].path) && is_placeholder(o, path)))
+            return "denyWrite";
     const struct protect_set *prot = o->cfg.prot;
     for (size_t i = 0; prot && i < prot->n; i++) {
         if (prot->v[i].kind == PROT_RO && under(prot->v[i].path, path)) {
@@ -317,13 +324,9 @@ static const char *rule_for(const struct observer *o, const char *path, char *bu
             return buf;
         }
     }
-    const cordon_policy *p = o->cfg.policy;
     for (size_t i = 0; p && i < p->fs.deny_read.n; i++)
         if (under(p->fs.deny_read.v[i].path, path))
             return "denyRead";
-    for (size_t i = 0; p && i < p->fs.deny_write.n; i++)
-        if (under(p->fs.deny_write.v[i].path, path))
-            return "denyWrite";
     return "not in allowWrite";
 }
 

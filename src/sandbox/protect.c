@@ -10,14 +10,17 @@
  *     .claude/commands .claude/agents .claude/settings.json
  *     .claude/settings.local.json
  *   in a repository (a .git directory with HEAD): .git/hooks, and .git/config
- *     unless allowGitConfig; a .git that is a file (worktree, submodule) is
- *     itself protected.
- * Missing names get placeholders at the top of a write root the caller owns
- * (not a shared sticky directory), a missing .git/hooks or .git/config of an
- * existing repository at any scanned depth, and the missing target of a
- * protected symlink when it lies inside a write root; a missing .git gets
- * none, so `git init` works, and at exit cordon reports hooks of
- * repositories that appeared during the run.
+ *     unless allowGitConfig, .git/commondir, and the same in every
+ *     submodule's git directory below .git/modules; each linked worktree's
+ *     commondir and config.worktree; a .git that is a file (worktree,
+ *     submodule) is itself protected.
+ * Missing names get placeholders at the top of every write root (where the
+ * caller can create them), a missing .git/hooks, .git/config or
+ * .git/commondir (holding ".") of an existing repository at any scanned
+ * depth, the first missing component of a denyWrite entry inside a write
+ * root, and the missing target of a protected symlink when it lies inside a
+ * write root; a missing .git gets none, so `git init` works, and at exit
+ * cordon reports hooks of repositories that appeared during the run.
  *
  * Placeholders are empty files (mode 0644 less the umask, so that writes
  * reach the read-only mount and fail with EROFS rather than with EACCES from
@@ -55,6 +58,7 @@
 #include "core/cleanup.h"
 #include "core/err.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -96,7 +100,11 @@ enum {
     PH_DIR = 'd',     /* a protected directory name (or the first missing component) */
     PH_EXCLUDE = 'x', /* <root>/.git/info/exclude, so git can ignore the others */
     PH_INFO = 'i',    /* <root>/.git/info, holding it */
+    PH_COMMON = 'c',  /* <gitdir>/commondir holding "." (see protect_gitdir) */
 };
+
+/* What a commondir placeholder holds: the repository's own directory. */
+static const char commondir_self[] = ".\n";
 
 static mode_t ph_mode(char type)
 {
@@ -475,6 +483,13 @@ static void remove_placeholder(const struct entry *e)
     if (ph_is_dir(e->type)) {
         if (S_ISDIR(st.st_mode))
             unlinkat(pfd, slash + 1, AT_REMOVEDIR); /* fails, harmlessly, when not empty */
+    } else if (e->type == PH_COMMON) {
+        char buf[sizeof(commondir_self)] = { 0 };
+        _cleanup_close_ int fd = openat(pfd, slash + 1, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0 && S_ISREG(st.st_mode) && st.st_size == (off_t)strlen(commondir_self) &&
+            read(fd, buf, sizeof(buf)) == (ssize_t)strlen(commondir_self) &&
+            memcmp(buf, commondir_self, strlen(commondir_self)) == 0)
+            unlinkat(pfd, slash + 1, 0);
     } else if (S_ISREG(st.st_mode) && st.st_size == 0) {
         unlinkat(pfd, slash + 1, 0);
     }
@@ -760,7 +775,7 @@ static bool resolve_missing(const char *full, char *out, size_t n)
 }
 
 static int protect_path_at(struct scan *sc, size_t r, int basefd, const char *path,
-                           size_t baselen, bool is_dir, int hops);
+                           size_t baselen, char leaf, int hops);
 
 /* linkpath (an entry of dirfd, already lstat'ed as a symlink) is on the way
  * to a protected path; rest is what follows it. The link is pinned, so it
@@ -769,7 +784,7 @@ static int protect_path_at(struct scan *sc, size_t r, int basefd, const char *pa
  * does not exist yet: that gets a placeholder, or `echo x > .zshrc` would
  * create it through the link. */
 static int protect_link(struct scan *sc, size_t r, int dirfd, const char *linkpath,
-                        const char *rest, bool is_dir, int hops)
+                        const char *rest, char leaf, int hops)
 {
     int ret = add_protected(sc->s, sc->s->roots[r], linkpath, PROT_LINK);
     if (ret < 0 || hops <= 0)
@@ -795,17 +810,18 @@ static int protect_link(struct scan *sc, size_t r, int dirfd, const char *linkpa
         return 0;
     slog(sc, "protect %s (reached through the symlink %s)", real, linkpath);
     return protect_path_at(sc, (size_t)tr, sc->rootfd[tr], real, base_len(sc->s->roots[tr]),
-                           is_dir, hops - 1);
+                           leaf, hops - 1);
 }
 
 /* Protect path, below root r: walk its components from basefd, an fd of the
  * directory path[0..baselen) reached without following symlinks, one
  * component at a time (openat O_NOFOLLOW, fstatat AT_SYMLINK_NOFOLLOW). The
- * first missing component gets a placeholder; a symlink on the way (a
+ * first missing component gets a placeholder (of kind leaf when it is the last
+ * one, a directory otherwise); a symlink on the way (a
  * dotfile managed by stow or home-manager, a linked .claude) is pinned
  * (protect_link); a placeholder of a live run (registered) is shared. */
 static int protect_path_at(struct scan *sc, size_t r, int basefd, const char *path,
-                           size_t baselen, bool is_dir, int hops)
+                           size_t baselen, char leaf, int hops)
 {
     char buf[PATH_MAX];
     size_t len = strlen(path);
@@ -832,14 +848,14 @@ static int protect_path_at(struct scan *sc, size_t r, int basefd, const char *pa
         if (rc < 0) {
             struct stat pst;
             if (errno == ENOENT && fstat(cur, &pst) == 0)
-                ret = want_placeholder(sc, r, buf, last && !is_dir ? PH_FILE : PH_DIR, &pst);
+                ret = want_placeholder(sc, r, buf, last ? leaf : PH_DIR, &pst);
             /* else ENOTDIR: a file where a directory is expected */
         } else if ((reg = reg_match(sc->g, buf, &st))) {
             /* A placeholder of a live run, this one's from now on too
              * (join_registered binds it); nothing to create below it. */
             reg->seen = true;
         } else if (S_ISLNK(st.st_mode)) {
-            ret = protect_link(sc, r, cur, buf, last ? "" : path + (next - buf), is_dir, hops);
+            ret = protect_link(sc, r, cur, buf, last ? "" : path + (next - buf), leaf, hops);
         } else if (last) {
             ret = add_protected(sc->s, sc->s->roots[r], buf, PROT_RO);
         } else if (S_ISDIR(st.st_mode)) {
@@ -873,14 +889,177 @@ static bool in_list(const char *name, const char *const *list, size_t n)
     return false;
 }
 
+/* Entries of a directory read with getdents64(2) from an fd we opened (no
+ * DIR: fdopendir would add an fstat and two fcntl calls per directory). */
+struct dirents {
+    int fd;
+    size_t pos, len;
+    char buf[16384] __attribute__((aligned(8)));
+};
+
+struct dent64 { /* struct linux_dirent64 */
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+static const struct dent64 *next_dirent(struct dirents *d)
+{
+    if (d->pos >= d->len) {
+        long n = syscall(SYS_getdents64, d->fd, d->buf, sizeof(d->buf));
+        if (n <= 0)
+            return NULL; /* end, or unreadable: the command cannot read it either */
+        d->len = (size_t)n;
+        d->pos = 0;
+    }
+    const struct dent64 *e = (const struct dent64 *)(d->buf + d->pos);
+    d->pos += e->d_reclen;
+    return e;
+}
+
+/* How deep submodules' git directories are searched below .git/modules (a
+ * submodule named "lib/foo" lives in modules/lib/foo; a nested one in
+ * modules/a/modules/b). */
+#define MODULES_DEPTH 8
+
+static int protect_gitdir(struct scan *sc, size_t r, int gfd, const char *gitdir, int depth);
+
+/* Below .git/modules (dfd, open for reading, owned): every repository is a
+ * submodule's git directory, protected like .git (git reads its config and
+ * runs its hooks when the user works in the submodule); other directories
+ * are the components of a submodule's name. */
+static int protect_modules(struct scan *sc, size_t r, int dfd, const char *dir, int depth)
+{
+    struct dirents *d = malloc(sizeof(*d));
+    if (!d) {
+        close(dfd);
+        return -ENOMEM;
+    }
+    *d = (struct dirents){ .fd = dfd };
+    int ret = 0;
+    const struct dent64 *e;
+    char path[PATH_MAX];
+    while (ret == 0 && (e = next_dirent(d))) {
+        const char *n = e->d_name;
+        if (++sc->entries > SCAN_MAX_ENTRIES) {
+            ret = -E2BIG;
+            break;
+        }
+        if ((n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) ||
+            (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) ||
+            join_path(path, sizeof(path), dir, n) < 0)
+            continue;
+        int cfd = openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (cfd < 0) {
+            if (e->d_type == DT_DIR && (errno == ELOOP || errno == ENOTDIR))
+                ret = changed(sc, path);
+            continue;
+        }
+        if (is_repo(cfd)) {
+            ret = protect_gitdir(sc, r, cfd, path, depth - 1);
+            close(cfd);
+        } else if (depth > 0) {
+            ret = protect_modules(sc, r, cfd, path, depth - 1);
+        } else {
+            close(cfd);
+        }
+    }
+    close(dfd);
+    free(d);
+    return ret;
+}
+
+/* name in dir (dfd), protected when it exists. */
+static int protect_existing(struct scan *sc, size_t r, int dfd, const char *dir, const char *name)
+{
+    char p[PATH_MAX];
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || join_path(p, sizeof(p), dir, name) < 0)
+        return 0;
+    return protect_path_at(sc, r, dfd, p, strlen(dir), PH_FILE, LINK_HOPS);
+}
+
+/* Each linked worktree's administrative directory below .git/worktrees
+ * (wfd, open for reading, owned): its commondir and config.worktree, where
+ * they exist. */
+static int protect_worktrees(struct scan *sc, size_t r, int wfd, const char *wdir)
+{
+    struct dirents *d = malloc(sizeof(*d));
+    if (!d) {
+        close(wfd);
+        return -ENOMEM;
+    }
+    *d = (struct dirents){ .fd = wfd };
+    int ret = 0;
+    const struct dent64 *e;
+    char p[PATH_MAX];
+    while (ret == 0 && (e = next_dirent(d))) {
+        if (e->d_name[0] == '.' || join_path(p, sizeof(p), wdir, e->d_name) < 0)
+            continue;
+        int afd = openat(wfd, e->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (afd < 0)
+            continue;
+        ret = protect_existing(sc, r, afd, p, "commondir");
+        if (ret == 0)
+            ret = protect_existing(sc, r, afd, p, "config.worktree");
+        close(afd);
+    }
+    close(wfd);
+    free(d);
+    return ret;
+}
+
+/* A repository's git directory (gfd; a .git, or a submodule's below
+ * .git/modules): what git reads code from when the user works there later.
+ *   hooks, and config unless allowGitConfig;
+ *   commondir, which moves config and hooks to the directory it names: a
+ *     missing one gets a placeholder holding "." (the repository itself, as
+ *     without one; git refuses an empty commondir), so none can be planted;
+ *   each linked worktree's commondir and config.worktree, where they exist;
+ *   the submodules' git directories below modules/. */
+static int protect_gitdir(struct scan *sc, size_t r, int gfd, const char *gitdir, int depth)
+{
+    char p[PATH_MAX];
+    size_t gl = strlen(gitdir);
+    int ret = 0;
+    if (join_path(p, sizeof(p), gitdir, "hooks") == 0 &&
+        (ret = protect_path_at(sc, r, gfd, p, gl, PH_DIR, LINK_HOPS)) < 0)
+        return ret;
+    if (!sc->p->fs.allow_git_config && join_path(p, sizeof(p), gitdir, "config") == 0 &&
+        (ret = protect_path_at(sc, r, gfd, p, gl, PH_FILE, LINK_HOPS)) < 0)
+        return ret;
+    if (join_path(p, sizeof(p), gitdir, "commondir") == 0 &&
+        (ret = protect_path_at(sc, r, gfd, p, gl, PH_COMMON, LINK_HOPS)) < 0)
+        return ret;
+    int wfd = openat(gfd, "worktrees", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (wfd >= 0 && join_path(p, sizeof(p), gitdir, "worktrees") == 0)
+        ret = protect_worktrees(sc, r, wfd, p);
+    else if (wfd >= 0)
+        close(wfd);
+    if (ret == 0)
+        ret = protect_existing(sc, r, gfd, gitdir, "config.worktree");
+    int mfd = depth > 0 ? openat(gfd, "modules", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                        : -1;
+    if (ret == 0 && mfd >= 0 && join_path(p, sizeof(p), gitdir, "modules") == 0)
+        return protect_modules(sc, r, mfd, p, depth);
+    if (mfd >= 0)
+        close(mfd);
+    return ret;
+}
+
 /* The git files of the repository in dir (dfd), whose .git was fstatat'ed as st. */
 static int protect_git(struct scan *sc, size_t r, int dfd, const char *dir, const struct stat *st)
 {
-    char path[PATH_MAX], p[PATH_MAX];
+    char path[PATH_MAX];
     if (join_path(path, sizeof(path), dir, ".git") < 0)
         return 0;
-    if (!S_ISDIR(st->st_mode)) /* worktree or submodule (or a symlink) */
-        return protect_path_at(sc, r, dfd, path, base_len(dir), false, LINK_HOPS);
+    if (!S_ISDIR(st->st_mode)) { /* worktree or submodule (or a symlink) */
+        int ret = add_strv(&sc->s->repos, &sc->s->nrepos, path); /* not new at exit */
+        return ret < 0 ? ret : protect_path_at(sc, r, dfd, path, base_len(dir), PH_FILE,
+                                               LINK_HOPS);
+    }
     _cleanup_close_ int gfd = openat(dfd, ".git", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat gst;
     if (gfd < 0 || fstat(gfd, &gst) < 0)
@@ -890,15 +1069,7 @@ static int protect_git(struct scan *sc, size_t r, int dfd, const char *dir, cons
     if (!is_repo(gfd))
         return 0;
     int ret = add_strv(&sc->s->repos, &sc->s->nrepos, path);
-    if (ret < 0)
-        return ret;
-    if (join_path(p, sizeof(p), path, "hooks") == 0 &&
-        (ret = protect_path_at(sc, r, gfd, p, strlen(path), true, LINK_HOPS)) < 0)
-        return ret;
-    if (!sc->p->fs.allow_git_config && join_path(p, sizeof(p), path, "config") == 0 &&
-        (ret = protect_path_at(sc, r, gfd, p, strlen(path), false, LINK_HOPS)) < 0)
-        return ret;
-    return 0;
+    return ret < 0 ? ret : protect_gitdir(sc, r, gfd, path, MODULES_DEPTH);
 }
 
 /* One entry of a scanned directory dir (dfd): a protected name, .claude, or
@@ -912,9 +1083,9 @@ static int protect_entry(struct scan *sc, size_t r, int dfd, const char *dir, co
         return 0;
     size_t bl = base_len(dir);
     if (in_list(name, prot_files, ARRAY_SIZE(prot_files)))
-        return protect_path_at(sc, r, dfd, path, bl, false, LINK_HOPS);
+        return protect_path_at(sc, r, dfd, path, bl, PH_FILE, LINK_HOPS);
     if (in_list(name, prot_dirs, ARRAY_SIZE(prot_dirs)))
-        return protect_path_at(sc, r, dfd, path, bl, true, LINK_HOPS);
+        return protect_path_at(sc, r, dfd, path, bl, PH_DIR, LINK_HOPS);
     struct stat st;
     if (strcmp(name, ".claude") == 0) {
         for (size_t i = 0; i < ARRAY_SIZE(claude_items); i++) {
@@ -923,7 +1094,8 @@ static int protect_entry(struct scan *sc, size_t r, int dfd, const char *dir, co
             if (join_path(ipath, sizeof(ipath), dir, rel) < 0)
                 return 0;
             if (top || fstatat(dfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-                int ret = protect_path_at(sc, r, dfd, ipath, bl, claude_items[i].dir, LINK_HOPS);
+                int ret = protect_path_at(sc, r, dfd, ipath, bl,
+                                          claude_items[i].dir ? PH_DIR : PH_FILE, LINK_HOPS);
                 if (ret < 0)
                     return ret;
             }
@@ -971,42 +1143,12 @@ static int top_names(struct scan *sc, size_t r)
     return ret;
 }
 
-/* Entries of a directory read with getdents64(2) from an fd we opened (no
- * DIR: fdopendir would add an fstat and two fcntl calls per directory). */
-struct dirents {
-    int fd;
-    size_t pos, len;
-    char buf[16384] __attribute__((aligned(8)));
-};
-
-struct dent64 { /* struct linux_dirent64 */
-    uint64_t d_ino;
-    int64_t d_off;
-    unsigned short d_reclen;
-    unsigned char d_type;
-    char d_name[];
-};
-
-static const struct dent64 *next_dirent(struct dirents *d)
-{
-    if (d->pos >= d->len) {
-        long n = syscall(SYS_getdents64, d->fd, d->buf, sizeof(d->buf));
-        if (n <= 0)
-            return NULL; /* end, or unreadable: the command cannot read it either */
-        d->len = (size_t)n;
-        d->pos = 0;
-    }
-    const struct dent64 *e = (const struct dent64 *)(d->buf + d->pos);
-    d->pos += e->d_reclen;
-    return e;
-}
-
 /* Walk dir (dfd, open for reading, owned) down to depth levels below it,
  * reading each directory once (getdents, d_type): protected names are found
  * among the entries, not by probing for each; node_modules and .git are not
  * entered, nor symlinks: each subdirectory is opened relative to its parent
  * with O_NOFOLLOW, and one that turned into a symlink since it was listed
- * makes cordon fail closed. At the top of a write root the caller owns (top)
+ * makes cordon fail closed. At the top of a write root (top)
  * the names were handled by top_names already. */
 static int walk(struct scan *sc, size_t r, int dfd, const char *dir, int depth, bool top)
 {
@@ -1147,6 +1289,13 @@ static int create_one(struct scan *sc, const struct want *w, struct stat *out)
     } else {
         fd = openat(pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
                     ph_mode(w->type));
+        size_t cl = strlen(commondir_self);
+        if (fd >= 0 && w->type == PH_COMMON && write(fd, commondir_self, cl) != (ssize_t)cl) {
+            int e = errno;
+            unlinkat(pfd, name, 0); /* ours: made with O_EXCL a moment ago */
+            return scan_fail(sc, e ? e : EIO, "cannot write the placeholder %s: %s", w->path,
+                             strerror(e ? e : EIO));
+        }
     }
     if (fd < 0) {
         int e = errno;
@@ -1388,13 +1537,7 @@ static int root_candidate(struct roots_ctx *c, const char *path)
     if (!ids)
         return cordon_err_set(c->err, ENOMEM, "out of memory");
     s->root_ids = ids;
-    /* Placeholders at the top only in a write root the caller owns: a shared
-     * sticky directory (/tmp, /var/tmp) is nobody's home or project, and
-     * another user's run could not coordinate with this one's. */
-    ids[s->nroots] = (struct protect_root){
-        .dev = st.st_dev, .ino = st.st_ino,
-        .own = st.st_uid == geteuid() && !(st.st_mode & S_ISVTX),
-    };
+    ids[s->nroots] = (struct protect_root){ .dev = st.st_dev, .ino = st.st_ino };
     if (add_strv(&s->roots, &s->nroots, real) < 0)
         return cordon_err_set(c->err, ENOMEM, "out of memory");
     return 0;
@@ -1434,6 +1577,33 @@ static int find_roots(const cordon_policy *p, struct protect_set *s, struct cord
 }
 
 /* ---- entry points ----------------------------------------------------------- */
+
+/* A denyWrite entry that does not exist yet inside a write root must not be
+ * created by the command either (srt-compat.md 3.3): its first missing
+ * component gets a placeholder, as a protected name's does; its leaf is a
+ * file (srt binds /dev/null there). Patterns match what exists when the run
+ * starts: a later file is the command's own output. */
+static int deny_write_missing(struct scan *sc)
+{
+    const struct cordon_pathlist *l = &sc->p->fs.deny_write;
+    for (size_t i = 0; i < l->n; i++) {
+        struct stat st;
+        char real[PATH_MAX];
+        if (l->v[i].glob || lstat(l->v[i].path, &st) == 0 || errno != ENOENT ||
+            !resolve_missing(l->v[i].path, real, sizeof(real)))
+            continue;
+        ssize_t r = root_index(sc->s, real);
+        if (r < 0 || sc->rootfd[r] < 0 || strcmp(sc->s->roots[r], real) == 0)
+            continue;
+        slog(sc, "denyWrite %s: does not exist yet; it cannot be created either",
+             l->v[i].as_written);
+        int ret = protect_path_at(sc, (size_t)r, sc->rootfd[r], real,
+                                  base_len(sc->s->roots[r]), PH_FILE, LINK_HOPS);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
 
 int protect_prepare(const cordon_policy *p, const char *cwd, struct protect_set *s,
                     cordon_log_fn log, void *ud, struct cordon_error *err)
@@ -1479,17 +1649,21 @@ int protect_prepare(const cordon_policy *p, const char *cwd, struct protect_set 
         sc.rootfd[i] = fd;
     }
     for (size_t i = 0; r == 0 && i < s->nroots; i++) {
-        bool own = s->root_ids[i].own;
-        if (own)
+        /* a write root that is a bare repository: not new at exit */
+        if (is_repo(sc.rootfd[i]))
+            r = add_strv(&s->repos, &s->nrepos, s->roots[i]);
+        if (r == 0)
             r = top_names(&sc, i);
         int wfd = r == 0 ? openat(sc.rootfd[i], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
         if (wfd >= 0)
-            r = walk(&sc, i, wfd, s->roots[i], p->mandatory_deny_search_depth, own);
+            r = walk(&sc, i, wfd, s->roots[i], p->mandatory_deny_search_depth, true);
         if (r == -E2BIG && !sc.failed)
             r = scan_fail(&sc, E2BIG, "%s: too many entries to scan for protected names (more "
                                       "than %d, or more than %d protected paths)",
                           s->roots[i], SCAN_MAX_ENTRIES, MAX_PROTECT);
     }
+    if (r == 0)
+        r = deny_write_missing(&sc);
     if (r == 0)
         r = join_registered(&sc);
     for (size_t i = 0; r == 0 && i < sc.nwant; i++)
@@ -1521,7 +1695,7 @@ static bool hook_is_sample(const char *name)
     return n > 7 && strcmp(name + n - 7, ".sample") == 0;
 }
 
-static void check_repo_hooks(const char *gitdir, void (*report)(void *, const char *), void *ud)
+static void check_repo_hooks(const char *gitdir, protect_report_fn report, void *ud)
 {
     char hooks[PATH_MAX + 16];
     snprintf(hooks, sizeof(hooks), "%s/hooks", gitdir);
@@ -1535,9 +1709,120 @@ static void check_repo_hooks(const char *gitdir, void (*report)(void *, const ch
         char path[PATH_MAX];
         int w = snprintf(path, sizeof(path), "%s/%s", hooks, e->d_name);
         if (w > 0 && (size_t)w < sizeof(path))
-            report(ud, path);
+            report(ud, path, NULL);
     }
     closedir(d);
+}
+
+/* Config keys whose value git runs as a command, or that bring in other
+ * configuration or another hooks directory ("*" is a subsection). An alias
+ * runs a command only when its value starts with "!". */
+static const char *const exec_keys[] = {
+    "core.hookspath", "core.fsmonitor", "core.sshcommand", "core.gitproxy", "core.pager",
+    "core.editor", "core.askpass", "sequence.editor", "pager.*", "alias.*",
+    "credential.helper", "credential.*.helper", "gpg.program", "gpg.*.program",
+    "diff.external", "diff.*.textconv", "diff.*.command", "difftool.*.cmd",
+    "merge.*.driver", "mergetool.*.cmd", "filter.*.clean", "filter.*.smudge",
+    "filter.*.process", "include.path", "includeif.*.path", "uploadpack.packobjectshook",
+    "web.browser", "browser.*.cmd", "browser.*.path", "man.*.cmd", "man.*.path",
+};
+
+/* key ("section.name" or "section.*.name", lower case) against the list,
+ * where "*" stands for any one component. */
+static bool exec_key(const char *key, const char *value)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(exec_keys); i++) {
+        const char *k = key, *e = exec_keys[i];
+        while (*k && *e) {
+            size_t kl = strcspn(k, "."), el = strcspn(e, ".");
+            if (!(el == 1 && *e == '*') && (kl != el || strncmp(k, e, kl) != 0))
+                break;
+            k += kl + (k[kl] == '.');
+            e += el + (e[el] == '.');
+        }
+        if (!*k && !*e)
+            return strncmp(key, "alias.", 6) != 0 || value[0] == '!';
+    }
+    return false;
+}
+
+/* The keys of gitdir/config that make git run something: reported as
+ * "section.name" (subsections as "*"). A small reader of git's syntax:
+ * "[section]", "[section "sub"]" (or the old "[section.sub]"), then
+ * "name = value" or a bare "name"; comments start with # or ;. */
+static void check_repo_config(const char *gitdir, protect_report_fn report, void *ud)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/config", gitdir);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    char line[4096], section[128] = "";
+    bool sub = false;
+    while (fgets(line, sizeof(line), f)) {
+        char *l = line;
+        while (*l == ' ' || *l == '\t')
+            l++;
+        if (*l == '[') {
+            size_t n = 0;
+            sub = false;
+            for (l++; *l && *l != ']' && *l != ' ' && *l != '\t' && *l != '"'; l++) {
+                if (*l == '.') {
+                    sub = true; /* [section.sub] */
+                    break;
+                }
+                if (n + 1 < sizeof(section))
+                    section[n++] = (char)tolower((unsigned char)*l);
+            }
+            section[n] = '\0';
+            if (*l == ' ' || *l == '\t' || *l == '"')
+                sub = true;
+            continue;
+        }
+        if (!section[0] || !isalpha((unsigned char)*l))
+            continue;
+        char name[128];
+        size_t n = 0;
+        for (; isalnum((unsigned char)*l) || *l == '-'; l++)
+            if (n + 1 < sizeof(name))
+                name[n++] = (char)tolower((unsigned char)*l);
+        name[n] = '\0';
+        while (*l == ' ' || *l == '\t')
+            l++;
+        const char *value = "";
+        if (*l == '=') {
+            l++;
+            while (*l == ' ' || *l == '\t' || *l == '"')
+                l++;
+            value = l;
+        }
+        char key[300];
+        snprintf(key, sizeof(key), "%s.%s%s", section, sub ? "*." : "", name);
+        if (exec_key(key, value))
+            report(ud, path, key);
+    }
+    fclose(f);
+}
+
+struct newrepos {
+    const struct protect_set *s;
+    protect_report_fn report;
+    void *ud;
+    char **seen; /* git directories checked (real paths): each once */
+    size_t nseen;
+};
+
+static void check_repo(struct newrepos *c, const char *gitdir)
+{
+    char real[PATH_MAX];
+    if (!realpath(gitdir, real))
+        return;
+    for (size_t i = 0; i < c->nseen; i++)
+        if (strcmp(c->seen[i], real) == 0)
+            return;
+    (void)add_strv(&c->seen, &c->nseen, real); /* out of memory: maybe twice */
+    check_repo_hooks(gitdir, c->report, c->ud);
+    check_repo_config(gitdir, c->report, c->ud);
 }
 
 static bool known_dir(const struct protect_set *s, const char *path)
@@ -1548,43 +1833,86 @@ static bool known_dir(const struct protect_set *s, const char *path)
     return false;
 }
 
-/* Read dir for .git entries that did not exist at start; descend into
- * subdirectories the start scan did not see (known ones are checked from
- * the list, only if they changed). */
-static void find_new_repos(const struct protect_set *s, const char *dir, int depth, bool known,
-                           void (*report)(void *, const char *), void *ud)
+/* A .git file made during the run ("gitdir: DIR", git init
+ * --separate-git-dir): the repository it names. */
+static void check_gitfile(struct newrepos *c, const char *dir, const char *gitfile)
 {
+    FILE *f = fopen(gitfile, "re");
+    char line[PATH_MAX + 16];
+    if (!f)
+        return;
+    bool ok = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    if (!ok || strncmp(line, "gitdir: ", 8) != 0)
+        return;
+    line[strcspn(line, "\r\n")] = '\0';
+    char gitdir[PATH_MAX * 2];
+    const char *g = line + 8;
+    int w = g[0] == '/' ? snprintf(gitdir, sizeof(gitdir), "%s", g)
+                        : snprintf(gitdir, sizeof(gitdir), "%s/%s", dir, g);
+    if (w > 0 && (size_t)w < sizeof(gitdir))
+        check_repo(c, gitdir);
+}
+
+/* A bare repository (HEAD, objects/ and config in the directory itself)
+ * that was not one when the run started. */
+static void check_bare(struct newrepos *c, const char *dir)
+{
+    char p[PATH_MAX + 16];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/objects", dir);
+    if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+        return;
+    snprintf(p, sizeof(p), "%s/HEAD", dir);
+    if (stat(p, &st) < 0 || !S_ISREG(st.st_mode) || has_repo(c->s, dir))
+        return;
+    check_repo(c, dir);
+}
+
+/* Read dir for repositories that did not exist at start (a .git directory
+ * or file; with self, dir itself made a bare repository: a directory new
+ * since the start, or a write root, which the scan noted when it was one);
+ * descend into subdirectories the start scan did not see (known ones are
+ * checked from the list, only if they changed). */
+static void find_new_repos(struct newrepos *c, const char *dir, int depth, bool known, bool self)
+{
+    const struct protect_set *s = c->s;
     DIR *d = opendir(dir);
     if (!d)
         return;
+    if (self)
+        check_bare(c, dir);
     struct dirent *e;
     while ((e = readdir(d))) {
         const char *n = e->d_name;
-        if (e->d_type != DT_DIR || (n[0] == '.' && (!n[1] || (n[1] == '.' && !n[2]))) ||
-            strcmp(n, "node_modules") == 0)
+        if ((n[0] == '.' && (!n[1] || (n[1] == '.' && !n[2]))) || strcmp(n, "node_modules") == 0)
             continue;
         char path[PATH_MAX];
         int w = snprintf(path, sizeof(path), "%s/%s", dir, n);
         if (w <= 0 || (size_t)w >= sizeof(path))
             continue;
         if (strcmp(n, ".git") == 0) {
-            bool seen = false;
-            for (size_t i = 0; i < s->nrepos && !seen; i++)
-                seen = strcmp(s->repos[i], path) == 0;
-            if (!seen)
-                check_repo_hooks(path, report, ud);
+            if (has_repo(s, path))
+                continue;
+            if (e->d_type == DT_DIR)
+                check_repo(c, path);
+            else if (e->d_type == DT_REG)
+                check_gitfile(c, dir, path);
             continue;
         }
+        if (e->d_type != DT_DIR)
+            continue;
         if (depth > 0 && !(known && known_dir(s, path)))
-            find_new_repos(s, path, depth - 1, false, report, ud);
+            find_new_repos(c, path, depth - 1, false, true);
     }
     closedir(d);
 }
 
-void protect_check_new_hooks(const struct protect_set *s, int depth,
-                             void (*report)(void *ud, const char *path), void *ud)
+void protect_check_new_hooks(const struct protect_set *s, int depth, protect_report_fn report,
+                             void *ud)
 {
     (void)depth;
+    struct newrepos c = { .s = s, .report = report, .ud = ud };
     /* A directory whose mtime did not change gained no entry: only the
      * changed ones are read again. */
     for (size_t i = 0; i < s->ndirs; i++) {
@@ -1594,8 +1922,14 @@ void protect_check_new_hooks(const struct protect_set *s, int depth,
         if (st.st_mtim.tv_sec == s->dirs[i].mtime.tv_sec &&
             st.st_mtim.tv_nsec == s->dirs[i].mtime.tv_nsec)
             continue;
-        find_new_repos(s, s->dirs[i].path, s->dirs[i].depth, true, report, ud);
+        bool root = false;
+        for (size_t k = 0; k < s->nroots && !root; k++)
+            root = strcmp(s->roots[k], s->dirs[i].path) == 0;
+        find_new_repos(&c, s->dirs[i].path, s->dirs[i].depth, true, root);
     }
+    for (size_t i = 0; i < c.nseen; i++)
+        free(c.seen[i]);
+    free(c.seen);
 }
 
 void protect_free(struct protect_set *s)

@@ -62,7 +62,6 @@ struct protect_set {
     struct protect_root {     /* per root: its identity when cordon started */
         dev_t dev;
         ino_t ino;
-        bool own;             /* the caller's and not sticky: placeholders at its top */
     } *root_ids;
     char **placeholders;      /* placeholders this run uses (a file, or a directory/) */
     size_t nplaceholders;
@@ -88,10 +87,14 @@ int protect_watchdog(struct protect_set *s, struct cordon_error *err);
 /* Release this run's placeholders (removing those no other run uses). */
 void protect_release(struct protect_set *s);
 
-/* At exit: repositories that appeared during the run with hooks other than
- * git's samples. Calls report(path) for each such hook. */
-void protect_check_new_hooks(const struct protect_set *s, int depth,
-                             void (*report)(void *ud, const char *path), void *ud);
+/* At exit: repositories that appeared during the run (a .git directory or
+ * file, or a bare repository) with what will run outside the sandbox when
+ * the user works in them: report(path, NULL) for each hook other than git's
+ * samples, report(config path, key) for each configuration key whose value
+ * git runs ("core.fsmonitor", "alias.*"...). */
+typedef void (*protect_report_fn)(void *ud, const char *path, const char *key);
+void protect_check_new_hooks(const struct protect_set *s, int depth, protect_report_fn report,
+                             void *ud);
 
 void protect_free(struct protect_set *s);
 

@@ -570,15 +570,23 @@ struct hooks_report {
 };
 
 /* A repository created inside the sandbox could not be protected in
- * advance: say so when it holds hooks that will run outside. */
-static void report_hook(void *ud, const char *path)
+ * advance: say so when it holds hooks, or configuration keys whose value
+ * git runs, that will run outside. */
+static void report_hook(void *ud, const char *path, const char *key)
 {
     struct hooks_report *h = ud;
-    char line[4200];
-    snprintf(line, sizeof(line), "a repository created in the sandbox has a hook that will run "
-                                 "outside it: %s", path);
+    char line[4400];
+    if (key)
+        snprintf(line, sizeof(line), "a repository created in the sandbox sets %s, which git "
+                                     "runs outside it: %s", key, path);
+    else
+        snprintf(line, sizeof(line), "a repository created in the sandbox has a hook that will "
+                                     "run outside it: %s", path);
     log_line(h->run->opts, CORDON_LOG_WARN, line);
-    audit_emit(&h->run->audit, "fs.hook", true, json_pack("{s:s}", "path", path));
+    json_t *f = json_pack("{s:s}", "path", path);
+    if (f && key)
+        json_object_set_new(f, "key", json_string(key));
+    audit_emit(&h->run->audit, "fs.hook", true, f);
 }
 
 static void audit_start(struct run *run, char *const *argv, const char *cwd)

@@ -85,3 +85,47 @@ def test_hooks_of_a_repository_that_existed_at_start_cannot_be_written(sb):
     assert hook_warnings(p.stderr) == []
     assert [r for r in audit_records(audit) if r["event"] == "fs.hook"] == []
     assert not os.path.exists(os.path.join(sb.ws, ".git", "hooks", "pre-commit"))
+
+
+def test_other_new_repository_layouts_and_exec_config_are_reported(sb):
+    """Hooks in a repository made with --separate-git-dir, or in a bare one
+    made at the top of the workspace, and configuration keys whose value git
+    runs (core.hooksPath, core.fsmonitor, an alias starting with "!") in any
+    new repository, are reported; a plain alias and ordinary keys are not."""
+    audit = sb.path("outside", "audit.jsonl")
+    script = (
+        "set -e\n"
+        "mkdir sep && cd sep && git init -q --separate-git-dir=../meta . && cd ..\n"
+        "printf '#!/bin/sh\\n' > meta/hooks/pre-commit\n"
+        "git init -q hp && git -C hp config core.hooksPath myhooks\n"
+        "git -C hp config alias.st status\n"
+        "git -C hp config alias.x '!touch /tmp/x'\n"
+        "git init -q fm && git -C fm config core.fsmonitor 'touch /tmp/y'\n"
+        "git -C fm config user.name someone\n"
+        "git init -q --bare .\n"
+        "printf '#!/bin/sh\\n' > hooks/post-receive\n")
+    p = sb.run("--audit", audit, "--", "/bin/sh", "-c", script, env=GIT_ENV)
+    assert p.returncode == 0, p.stderr
+    ws = sb.ws
+    got = sorted((r["path"], r.get("key")) for r in audit_records(audit)
+                 if r["event"] == "fs.hook")
+    want = sorted([
+        (os.path.join(ws, "meta/hooks/pre-commit"), None),
+        (os.path.join(ws, "hp/.git/config"), "core.hookspath"),
+        (os.path.join(ws, "hp/.git/config"), "alias.x"),
+        (os.path.join(ws, "fm/.git/config"), "core.fsmonitor"),
+        (os.path.join(ws, "hooks/post-receive"), None),
+    ])
+    assert got == want, got
+    warns = [l for l in p.stderr.splitlines() if l.startswith("cordon: warning:")]
+    assert len(warns) == 5, p.stderr
+    assert any("sets core.fsmonitor" in l and l.endswith("fm/.git/config") for l in warns), warns
+
+
+def test_a_bare_repository_that_existed_at_start_is_not_reported(sb):
+    host_run(sb, ["git", "init", "-q", "--bare", sb.ws])
+    audit = sb.path("outside", "audit.jsonl")
+    p = sb.run("--audit", audit, "--", "/bin/sh", "-c", "echo x > new.txt", env=GIT_ENV)
+    assert p.returncode == 0, p.stderr
+    assert [r for r in audit_records(audit) if r["event"] == "fs.hook"] == []
+    assert "warning" not in p.stderr, p.stderr

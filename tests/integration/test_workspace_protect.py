@@ -211,8 +211,8 @@ TOOLS_TOP = [
     ("rm -rf .vscode", ["cannot remove", ".vscode", BUSY]),
     ("rmdir .idea", [".idea", BUSY]),
     ("ln -sf /etc/passwd .gitconfig", [".gitconfig", BUSY]),
-    ("git config user.name evil", ["could not write config file .git/config", BUSY]),
-    ("git config core.hooksPath /tmp/evil", ["could not write config file .git/config", BUSY]),
+    ("git config user.name evil", ["could not write config file", ".git/config: " + BUSY]),
+    ("git config core.hooksPath /tmp/evil", ["could not write config file", ".git/config: " + BUSY]),
 ]
 
 
@@ -285,7 +285,7 @@ def test_nested_repository_at_depth_3(sb):
 
 
 TOOLS_NESTED = [
-    ("cd a/b/c && git config user.name evil", ["could not write config file .git/config", BUSY]),
+    ("cd a/b/c && git config user.name evil", ["could not write config file", ".git/config: " + BUSY]),
     ("git -C p/q/r config user.name evil", ["config", BUSY]),
     ("echo evil > a/b/c/.git/hooks/pre-commit", ["pre-commit", RO]),
     ("mkdir -p p/q/r/.git/hooks && echo evil > p/q/r/.git/hooks/pre-commit", ["pre-commit", RO]),
