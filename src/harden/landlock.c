@@ -128,14 +128,19 @@ int harden_landlock_apply(int abi, const struct ll_rule *rules, size_t n)
         }
     }
     /* The files the caller gave as stdout and stderr stay writable when
-     * reopened (`tee /dev/stderr`, `> /dev/stdout`): the caller chose them. */
-    for (int fd = 1; fd <= 2; fd++) {
+     * reopened (`tee /dev/stderr`, `> /dev/stdout`): the caller chose them.
+     * A file given for reading stays readable when reopened (`jq . /dev/stdin`):
+     * init put it on a read-only detached mount (src/sandbox/stdio.c), where
+     * no rule over a subtree reaches it. */
+    for (int fd = 0; fd <= 2; fd++) {
         struct stat st;
         int fl = fcntl(fd, F_GETFL);
-        if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        if (fl < 0 || (fl & O_PATH) || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
             continue;
+        uint64_t want = (fl & O_ACCMODE) == O_RDONLY ? LANDLOCK_ACCESS_FS_READ_FILE
+                                                     : LANDLOCK_ACCESS_FS_WRITE_FILE;
         struct landlock_path_beneath_attr pb = {
-            .allowed_access = LANDLOCK_ACCESS_FS_WRITE_FILE & attr.handled_access_fs,
+            .allowed_access = want & attr.handled_access_fs,
             .parent_fd = fd,
         };
         /* Best effort: a file on an internal filesystem is refused (EBADFD)

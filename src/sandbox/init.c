@@ -14,7 +14,8 @@
  *  - the command runs in a nested user and mount namespace (the mounts it sees
  *    are locked), in a new session (no controlling terminal to inject
  *    keystrokes into), with no capabilities in any set, no_new_privs, and
- *    only fds 0, 1 and 2.
+ *    only fds 0, 1 and 2, none of them a read-only file it could reopen for
+ *    writing through /proc/self/fd (stdio.c).
  */
 #include "sandbox.h"
 #include "mountview.h"
@@ -684,6 +685,11 @@ __attribute__((noreturn)) void sandbox_init_main(const struct sandbox_plan *plan
     if (n != (ssize_t)sizeof(go) || go.type != MSG_GO)
         _exit(CORDON_EXIT_FAILURE);
 
+    /* Before the view hides the host's tree, where their names still lead
+     * (stdio.c). */
+    static int stdio_keep[3];
+    if (stdio_confine(stdio_keep, g_msg.text, sizeof(g_msg.text)) < 0)
+        report_failure(sync_fd, EBADF);
     umask(0);
     if (mountview_build(plan, plan->scratch, g_msg.text, sizeof(g_msg.text)) < 0)
         report_failure(sync_fd, EPERM);
@@ -787,6 +793,7 @@ __attribute__((noreturn)) void sandbox_init_main(const struct sandbox_plan *plan
             if (p <= 0)
                 break;
             if (p == cmd) {
+                stdio_sync(stdio_keep);
                 send_msg(sync_fd, MSG_EXIT, st);
                 _exit(0);
             }

@@ -612,6 +612,9 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
 {
     if (!opts || !opts->argv || !opts->argv[0])
         return cordon_err_set(err, EINVAL, "no command given");
+    int r = stdio_check(err);
+    if (r < 0)
+        return r;
 
     _cleanup_free_ char *cwd = NULL;
     if (opts->cwd) {
@@ -631,7 +634,7 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
      * plan looks at the filesystem. The watchdog removes them if cordon is
      * killed from here on. */
     struct protect_set prot;
-    int r = protect_prepare(p, cwd, &prot, opts->log, opts->log_userdata, err);
+    r = protect_prepare(p, cwd, &prot, opts->log, opts->log_userdata, err);
     if (r < 0)
         return r;
     int watchdog = protect_watchdog(&prot, err);

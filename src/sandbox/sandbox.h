@@ -129,6 +129,16 @@ int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *arg
                        struct sandbox_plan *plan, struct cordon_error *err);
 void sandbox_plan_free(struct sandbox_plan *plan);
 
+/* stdio.c: refuse a directory or an O_PATH descriptor on 0, 1 or 2
+ * (supervisor). */
+int stdio_check(struct cordon_error *err);
+/* stdio.c, in init before the view: replace each read-only regular file on
+ * 0, 1 or 2 by the same file opened through a read-only detached mount;
+ * keep[] gets the originals (or -1). 0, or -errno with a message in err. */
+int stdio_confine(int keep[3], char *err, size_t errlen);
+/* Give the originals the replacements' offsets (the command has ended). */
+void stdio_sync(const int keep[3]);
+
 /* cordon_run() with layers switched off (test builds; see harden.h). */
 int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsigned disabled,
                 int *exit_status, struct cordon_error *err);
