@@ -21,8 +21,16 @@
  *    fsmount, fspick, mount_setattr (#12, #21);
  *  - open_by_handle_at: opens host inodes past the mount view (#22);
  *  - kexec_*, init/finit/delete_module, swapon/off, reboot, acct, quotactl(_fd);
- *  - ioctl TIOCSTI and TIOCLINUX, compared on the low 32 bits because the
- *    kernel truncates the command to 32 bits (#1-#3, CVE-2019-10063);
+ *  - terminal ioctls that act on the caller's terminal beyond the run, compared
+ *    on the low 32 bits because the kernel truncates the command to 32 bits
+ *    (#1-#3, CVE-2019-10063): TIOCSTI and TIOCLINUX (inject input); TIOCSETD
+ *    (a line discipline such as N_NULL stays after exit: the terminal stops
+ *    working) and TIOCEXCL (no one may open the terminal again: sudo's and
+ *    ssh's prompts fail with EBUSY), neither of which asks for a privilege;
+ *    TIOCVHANGUP and TIOCCONS, which the kernel already refuses without
+ *    CAP_SYS_ADMIN of the initial user namespace, so that the attempt is
+ *    recorded too. termios changes (TCSETS*, stty) stay allowed: every
+ *    full-screen program makes them, and the caller's shell resets them;
  *  - socket() for AF_VSOCK (#17), AF_PACKET (#18), AF_NETLINK other than
  *    NETLINK_ROUTE, IPPROTO_MPTCP (#15: Landlock's TCP hooks miss it), and
  *    AF_UNIX unless allowAllUnixSockets (#14); socketpair(AF_UNIX, SOCK_DGRAM)
@@ -103,6 +111,11 @@ static const unsigned long ns_flags[] = {
 static const unsigned long weak_personality[] = {
     ADDR_NO_RANDOMIZE, MMAP_PAGE_ZERO, ADDR_COMPAT_LAYOUT, READ_IMPLIES_EXEC,
     ADDR_LIMIT_32BIT, ADDR_LIMIT_3GB,
+};
+
+/* The terminal ioctls refused (see the header). */
+static const unsigned long tty_ioctls[] = {
+    TIOCSTI, TIOCLINUX, TIOCSETD, TIOCEXCL, TIOCVHANGUP, TIOCCONS,
 };
 
 #define LOW32 0xffffffffULL
@@ -196,8 +209,10 @@ int harden_seccomp_denial(const struct seccomp_opts *o, int nr, const uint64_t a
                 if (a[0] & ns_flags[i])
                     return EPERM;
     }
-    if (nr == SYS_ioctl && (a1 == (uint32_t)TIOCSTI || a1 == (uint32_t)TIOCLINUX))
-        return EPERM;
+    if (nr == SYS_ioctl)
+        for (size_t i = 0; i < ARRAY_SIZE(tty_ioctls); i++)
+            if (a1 == (uint32_t)tty_ioctls[i])
+                return EPERM;
     /* AF_UNIX types that are datagram sockets (SOCK_RAW becomes one). */
     bool unix_dgram = a0 == AF_UNIX && ((a1 & 0xf) == SOCK_DGRAM || (a1 & 0xf) == SOCK_RAW);
     if (nr == SYS_socket) {
@@ -304,9 +319,8 @@ int harden_seccomp_compile(const struct seccomp_opts *o, struct seccomp_prog *ou
             goto out;
     }
 
-    static const unsigned long ioctls[] = { TIOCSTI, TIOCLINUX };
-    for (size_t i = 0; i < ARRAY_SIZE(ioctls); i++) {
-        struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, ioctls[i]);
+    for (size_t i = 0; i < ARRAY_SIZE(tty_ioctls); i++) {
+        struct scmp_arg_cmp c = SCMP_A1(SCMP_CMP_MASKED_EQ, LOW32, tty_ioctls[i]);
         if ((r = add(ctx, eperm, SYS_ioctl, 1, &c, err)) < 0)
             goto out;
     }

@@ -360,6 +360,32 @@ static int p_tioclinux(int argc, char **argv)
     return 0;
 }
 
+/* The caller's terminal changed beyond the run: a line discipline (N_NULL
+ * swallows everything; it stays after exit) or exclusive mode (no one may
+ * open the terminal again). Neither asks for a privilege or a controlling
+ * terminal. */
+static int p_tiocsetd(void)
+{
+    int ld = 27; /* N_NULL */
+    if (syscall(SYS_ioctl, 0, (unsigned long)TIOCSETD, &ld) < 0) {
+        result("BLOCKED %s", ename(errno));
+        return 0;
+    }
+    ld = -1;
+    (void)ioctl(0, TIOCGETD, &ld);
+    result("OPEN ldisc=%d", ld);
+    return 0;
+}
+
+static int p_tiocexcl(void)
+{
+    if (syscall(SYS_ioctl, 0, (unsigned long)TIOCEXCL, 0) < 0)
+        result("BLOCKED %s", ename(errno));
+    else
+        result("OPEN exclusive");
+    return 0;
+}
+
 /* ---- processes (#7, #27) -------------------------------------------------------- */
 
 static int p_ptrace_sibling(void)
@@ -966,7 +992,8 @@ static int p_whoami(void)
 }
 
 static const char *const classes[] = {
-    "tiocsti", "tiocsti-high", "tioclinux [PATH]", "io_uring-connect HOST PORT",
+    "tiocsti", "tiocsti-high", "tioclinux [PATH]", "tiocsetd", "tiocexcl",
+    "io_uring-connect HOST PORT",
     "io_uring-openat PATH", "ptrace-sibling", "ptrace-init", "ptrace PID",
     "process-vm-read [PID]", "keyctl-read KEYSERIAL [CALLER_SESSION]", "proc-keys DESC",
     "userfaultfd", "perf", "bpf", "userns", "clone-newuser", "clone3", "setns PATH",
@@ -990,6 +1017,8 @@ int main(int argc, char **argv)
     if (!strcmp(c, "tiocsti")) return p_tiocsti(argc, argv, false);
     if (!strcmp(c, "tiocsti-high")) return p_tiocsti(argc, argv, true);
     if (!strcmp(c, "tioclinux")) return p_tioclinux(argc, argv);
+    if (!strcmp(c, "tiocsetd")) return p_tiocsetd();
+    if (!strcmp(c, "tiocexcl")) return p_tiocexcl();
     if (!strcmp(c, "io_uring-connect")) return p_io_uring_connect(argc, argv);
     if (!strcmp(c, "io_uring-openat")) return p_io_uring_openat(argc, argv);
     if (!strcmp(c, "ptrace-sibling")) return p_ptrace_sibling();

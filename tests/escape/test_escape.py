@@ -121,6 +121,18 @@ MATRIX = [
         R("", "BLOCKED EPERM", why="seccomp: ioctl TIOCLINUX"),
         R("seccomp", "BLOCKED ENOTTY", why="fd 0 is a pty, not a VT"),
     )),
+    Case("tiocsetd", ("tiocsetd",), ("seccomp",), pty=True,
+         single="the kernel asks neither a privilege nor a controlling tty for TIOCSETD",
+         rows=(
+        R("", "BLOCKED EPERM", why="seccomp: ioctl TIOCSETD"),
+        R("seccomp", "OPEN ldisc=27", why="control: N_NULL stays on the caller's tty"),
+    )),
+    Case("tiocexcl", ("tiocexcl",), ("seccomp",), pty=True,
+         single="the kernel asks neither a privilege nor a controlling tty for TIOCEXCL",
+         rows=(
+        R("", "BLOCKED EPERM", why="seccomp: ioctl TIOCEXCL"),
+        R("seccomp", "OPEN exclusive", why="control: the caller's tty cannot be opened again"),
+    )),
     Case("tioclinux-vt", ("tioclinux", "/dev/tty0"), ("seccomp", "mount view"), rows=(
         R("", "BLOCKED ENOENT open", why="fresh /dev: no VT (the host has /dev/tty0)"),
         R("seccomp", "BLOCKED ENOENT open", why="fresh /dev"),
@@ -612,7 +624,8 @@ def expected(row, user):
     return e[user] if isinstance(e, dict) else e
 
 
-def run_row(sb, probe, host, case, row):
+def run_row(sb, probe, host, case, row, tty_state=None):
+    tty_state = [] if tty_state is None else tty_state
     fmt = lambda s: s.format(h=host)
     args = [fmt(a) for a in case.args]
     opts = [fmt(o) for o in case.opts]
@@ -646,11 +659,22 @@ def run_row(sb, probe, host, case, row):
         assert not os.path.exists("/sys/fs/cgroup/pids/cordon-%d" % proc.pid)
         injected = b""
         if case.pty:
+            # What stays on the caller's tty after the run: its line
+            # discipline and exclusive mode (TIOCGEXCL).
+            ld = bytearray(4)
+            fcntl.ioctl(slave, termios.TIOCGETD, ld)
+            excl = bytearray(4)
+            fcntl.ioctl(slave, 0x80045440, excl)
+            tty_state[:] = [int.from_bytes(ld, "little"), int.from_bytes(excl, "little")]
             os.set_blocking(slave, False)
             try:
                 injected = os.read(slave, 64)
             except BlockingIOError:
                 pass
+            except OSError:
+                # N_NULL (tiocsetd's control row) refuses reads:
+                # EOPNOTSUPP; nothing was injected then.
+                assert tty_state[0] != 0
     finally:
         for fd in (master, slave):
             if fd is not None:
@@ -679,7 +703,8 @@ def test_escape(request, sb, probe, host, layer_switches, name, row):
         request.node.add_marker(pytest.mark.xfail(strict=True, reason=row.bug,
                                                   raises=KnownBug))
     want = expected(row, sb.user)
-    p, injected = run_row(sb, probe, host, case, row)
+    tty_state = []
+    p, injected = run_row(sb, probe, host, case, row, tty_state)
     detail = "cordon %s\nrc=%d\nstdout=%r\nstderr=%s" % (
         " ".join(probe.cordon_args(case.args, row.off)), p.returncode, p.stdout, p.stderr)
     if row.bug and (p.stdout, p.returncode) == ("RESULT %s\n" % row.observed, 0):
@@ -708,7 +733,12 @@ def test_escape(request, sb, probe, host, layer_switches, name, row):
     if case.reach:
         assert host.reached(case.reach) == opened, "host listener: " + detail
     if case.pty:
-        assert injected == (b"ab" if opened else b""), "the caller's tty: " + detail
+        assert injected == (b"ab" if opened and name.startswith("tiocsti") else b""), \
+            "the caller's tty: " + detail
+        N_TTY, N_NULL = 0, 27
+        assert tty_state == [N_NULL if opened and name == "tiocsetd" else N_TTY,
+                             1 if opened and name == "tiocexcl" else 0], \
+            "the caller's tty (line discipline, exclusive): %r\n%s" % (tty_state, detail)
     if name == "kill-host":
         assert host.alive(), "the host process was killed"
 

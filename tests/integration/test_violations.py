@@ -472,8 +472,8 @@ def test_unshare_tool_and_io_uring_probe_are_recorded(w):
     assert "unshare: unshare failed: Operation not permitted" in p.stderr
     assert sys_fields(w.audit()) == [("unshare", 272, "EPERM")]
     assert p.stderr.endswith("cordon: blocked 1 refused syscall (unshare (EPERM))" + SEE)
-    # The escape suite's probe (built next to cordon): an io_uring ring and
-    # TIOCSTI, each refused and seen.
+    # The escape suite's probe (built next to cordon): an io_uring ring,
+    # TIOCSTI, TIOCSETD and TIOCEXCL, each refused and seen.
     built = os.path.join(os.path.dirname(os.path.abspath(CORDON_BIN)), "tests", "escape",
                          "escape-probe")
     if not os.access(built, os.X_OK):
@@ -484,10 +484,11 @@ def test_unshare_tool_and_io_uring_probe_are_recorded(w):
     p = w.run(s, probe, "io_uring-openat", "/etc/hostname")
     assert p.stdout == "RESULT BLOCKED EPERM io_uring_setup\n"
     assert sys_fields(w.audit()) == [("io_uring_setup", 425, "EPERM")]
-    p = w.run(s, probe, "tiocsti")
-    assert p.stdout == "RESULT BLOCKED EPERM\n"
-    assert sys_fields(w.audit()) == [("ioctl", 16, "EPERM")]
-    assert p.stderr == "cordon: blocked 1 refused syscall (ioctl (EPERM))" + SEE
+    for cls in ("tiocsti", "tiocsetd", "tiocexcl"):
+        p = w.run(s, probe, cls)
+        assert p.stdout == "RESULT BLOCKED EPERM\n"
+        assert sys_fields(w.audit()) == [("ioctl", 16, "EPERM")]
+        assert p.stderr == "cordon: blocked 1 refused syscall (ioctl (EPERM))" + SEE
 
 
 def test_unix_socket_probes_are_recorded_but_not_summarised(w):

@@ -14,9 +14,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <seccomp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 
 #include "harden/harden.h"
 #include "harden/seccomp_table.h"
@@ -94,11 +97,38 @@ static void test_a_combination_outside_the_table_is_built(void **state)
     harden_seccomp_free(&p);
 }
 
+/* The errno the supervisor answers for a refused ioctl (the filter itself
+ * is tried against a real pty in tests/escape): the terminal ioctls that
+ * outlive the run are refused, also with junk in the upper 32 bits (the
+ * kernel truncates the command); ordinary terminal use is not. */
+static void test_terminal_ioctls_refused(void **state)
+{
+    (void)state;
+    struct seccomp_opts o = { 0 };
+    static const unsigned long refused[] = {
+        TIOCSTI, TIOCLINUX, TIOCSETD, TIOCEXCL, TIOCVHANGUP, TIOCCONS,
+    };
+    static const unsigned long allowed[] = {
+        TCGETS, TCSETS, TCSETSW, TIOCGWINSZ, TIOCSWINSZ, TIOCGETD, TIOCNXCL, TIOCGPGRP, FIONREAD,
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        uint64_t a[6] = { 0, refused[i] };
+        assert_int_equal(harden_seccomp_denial(&o, SYS_ioctl, a), EPERM);
+        a[1] |= 1ULL << 32;
+        assert_int_equal(harden_seccomp_denial(&o, SYS_ioctl, a), EPERM);
+    }
+    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+        uint64_t a[6] = { 0, allowed[i] };
+        assert_int_equal(harden_seccomp_denial(&o, SYS_ioctl, a), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_every_combination_is_in_the_table_as_libseccomp_builds_it),
         cmocka_unit_test(test_a_combination_outside_the_table_is_built),
+        cmocka_unit_test(test_terminal_ioctls_refused),
     };
     return cmocka_run_group_tests(t, NULL, NULL);
 }
