@@ -115,7 +115,9 @@ struct cordon_run_opts {
      * happens, with a category ("network", "write", "syscall") and one line
      * in srt's violation format, e.g. "deny network-outbound evil.test:443
      * (host is not on the allow list)" or "deny openat /home/u/.bashrc
-     * (protected: .bashrc)". The same denials are in the audit stream. */
+     * (protected: .bashrc)". The same denials are in the audit stream.
+     * Strings from the sandbox in the line are escaped (README "Denials
+     * and live updates"): it never holds a control byte. */
     void (*on_denial)(void *userdata, const char *category, const char *line);
     void *denial_userdata;
     /* srt's live-update protocol: settings documents read from control_fd,

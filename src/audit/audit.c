@@ -1,5 +1,6 @@
 /* audit.c: see audit.h. */
 #include "audit.h"
+#include "core/escape.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -24,12 +25,14 @@ static const char *fs_(json_t *f, const char *k)
     return s ? s : "";
 }
 
-/* One denial as srt prints it in <sandbox_violations> (srt-compat.md 3.7). */
+/* One denial as srt prints it in <sandbox_violations> (srt-compat.md 3.7).
+ * Paths, hosts and names come from the sandbox: the line is escaped
+ * (core/escape.h), so it is one line of text whatever they hold. */
 static void report_denial(struct audit *a, const char *event, json_t *f)
 {
     if (!a->on_denial)
         return;
-    char line[1200];
+    char line[1200], out[4 * sizeof(line)];
     const char *cat = NULL;
     long long port = json_integer_value(json_object_get(f, "port"));
     const char *reason = fs_(f, "reason");
@@ -64,7 +67,8 @@ static void report_denial(struct audit *a, const char *event, json_t *f)
         cat = "other";
         snprintf(line, sizeof(line), "deny %s", event);
     }
-    a->on_denial(a->denial_ud, cat, line);
+    text_escape(out, sizeof(out), line);
+    a->on_denial(a->denial_ud, cat, out);
 }
 
 void audit_emit(struct audit *a, const char *event, bool allow, json_t *fields)

@@ -22,6 +22,7 @@
 #include "audit/audit.h"
 #include "core/cleanup.h"
 #include "core/err.h"
+#include "core/escape.h"
 #include "net/dns.h"
 #include "net/resolver.h"
 #include "net/synth.h"
@@ -575,13 +576,14 @@ struct hooks_report {
 static void report_hook(void *ud, const char *path, const char *key)
 {
     struct hooks_report *h = ud;
-    char line[4400];
-    if (key)
+    char line[4 * 4400], shown[4 * 4096];
+    text_escape(shown, sizeof(shown), path); /* the sandbox named it (core/escape.h) */
+    if (key) /* key: letters, digits, '-', '.', '*' (protect.c exec_keys) */
         snprintf(line, sizeof(line), "a repository created in the sandbox sets %s, which git "
-                                     "runs outside it: %s", key, path);
+                                     "runs outside it: %s", key, shown);
     else
         snprintf(line, sizeof(line), "a repository created in the sandbox has a hook that will "
-                                     "run outside it: %s", path);
+                                     "run outside it: %s", shown);
     log_line(h->run->opts, CORDON_LOG_WARN, line);
     json_t *f = json_pack("{s:s}", "path", path);
     if (f && key)
