@@ -924,13 +924,15 @@ static const struct dent64 *next_dirent(struct dirents *d)
  * modules/a/modules/b). */
 #define MODULES_DEPTH 8
 
-static int protect_gitdir(struct scan *sc, size_t r, int gfd, const char *gitdir, int depth);
+static int protect_gitdir(struct scan *sc, size_t r, int gfd, const char *gitdir, int depth,
+                          bool top);
 
 /* Below .git/modules (dfd, open for reading, owned): every repository is a
  * submodule's git directory, protected like .git (git reads its config and
  * runs its hooks when the user works in the submodule); other directories
  * are the components of a submodule's name. */
-static int protect_modules(struct scan *sc, size_t r, int dfd, const char *dir, int depth)
+static int protect_modules(struct scan *sc, size_t r, int dfd, const char *dir, int depth,
+                           bool top)
 {
     struct dirents *d = malloc(sizeof(*d));
     if (!d) {
@@ -958,10 +960,10 @@ static int protect_modules(struct scan *sc, size_t r, int dfd, const char *dir, 
             continue;
         }
         if (is_repo(cfd)) {
-            ret = protect_gitdir(sc, r, cfd, path, depth - 1);
+            ret = protect_gitdir(sc, r, cfd, path, depth - 1, top);
             close(cfd);
         } else if (depth > 0) {
-            ret = protect_modules(sc, r, cfd, path, depth - 1);
+            ret = protect_modules(sc, r, cfd, path, depth - 1, top);
         } else {
             close(cfd);
         }
@@ -1014,12 +1016,17 @@ static int protect_worktrees(struct scan *sc, size_t r, int wfd, const char *wdi
 /* A repository's git directory (gfd; a .git, or a submodule's below
  * .git/modules): what git reads code from when the user works there later.
  *   hooks, and config unless allowGitConfig;
- *   commondir, which moves config and hooks to the directory it names: a
- *     missing one gets a placeholder holding "." (the repository itself, as
- *     without one; git refuses an empty commondir), so none can be planted;
+ *   commondir, which moves config and hooks to the directory it names: in a
+ *     repository at the top of a write root (top) a missing one gets a
+ *     placeholder holding "." (the repository itself, as without one; git
+ *     refuses an empty commondir), so none can be planted; in a nested one,
+ *     where a placeholder per repository would cost ~0.4 ms each (300
+ *     repositories: +130 ms), its absence is noted and one that appears is
+ *     reported at exit (protect_check_new_hooks);
  *   each linked worktree's commondir and config.worktree, where they exist;
  *   the submodules' git directories below modules/. */
-static int protect_gitdir(struct scan *sc, size_t r, int gfd, const char *gitdir, int depth)
+static int protect_gitdir(struct scan *sc, size_t r, int gfd, const char *gitdir, int depth,
+                          bool top)
 {
     char p[PATH_MAX];
     size_t gl = strlen(gitdir);
@@ -1030,8 +1037,14 @@ static int protect_gitdir(struct scan *sc, size_t r, int gfd, const char *gitdir
     if (!sc->p->fs.allow_git_config && join_path(p, sizeof(p), gitdir, "config") == 0 &&
         (ret = protect_path_at(sc, r, gfd, p, gl, PH_FILE, LINK_HOPS)) < 0)
         return ret;
-    if (join_path(p, sizeof(p), gitdir, "commondir") == 0 &&
-        (ret = protect_path_at(sc, r, gfd, p, gl, PH_COMMON, LINK_HOPS)) < 0)
+    struct stat st;
+    if (join_path(p, sizeof(p), gitdir, "commondir") < 0)
+        return 0;
+    if (top || fstatat(gfd, "commondir", &st, AT_SYMLINK_NOFOLLOW) == 0)
+        ret = protect_path_at(sc, r, gfd, p, gl, PH_COMMON, LINK_HOPS);
+    else if (errno == ENOENT)
+        ret = add_strv(&sc->s->no_commondir, &sc->s->nno_commondir, p);
+    if (ret < 0)
         return ret;
     int wfd = openat(gfd, "worktrees", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (wfd >= 0 && join_path(p, sizeof(p), gitdir, "worktrees") == 0)
@@ -1043,14 +1056,15 @@ static int protect_gitdir(struct scan *sc, size_t r, int gfd, const char *gitdir
     int mfd = depth > 0 ? openat(gfd, "modules", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                         : -1;
     if (ret == 0 && mfd >= 0 && join_path(p, sizeof(p), gitdir, "modules") == 0)
-        return protect_modules(sc, r, mfd, p, depth);
+        return protect_modules(sc, r, mfd, p, depth, top);
     if (mfd >= 0)
         close(mfd);
     return ret;
 }
 
 /* The git files of the repository in dir (dfd), whose .git was fstatat'ed as st. */
-static int protect_git(struct scan *sc, size_t r, int dfd, const char *dir, const struct stat *st)
+static int protect_git(struct scan *sc, size_t r, int dfd, const char *dir, const struct stat *st,
+                       bool top)
 {
     char path[PATH_MAX];
     if (join_path(path, sizeof(path), dir, ".git") < 0)
@@ -1069,7 +1083,7 @@ static int protect_git(struct scan *sc, size_t r, int dfd, const char *dir, cons
     if (!is_repo(gfd))
         return 0;
     int ret = add_strv(&sc->s->repos, &sc->s->nrepos, path);
-    return ret < 0 ? ret : protect_gitdir(sc, r, gfd, path, MODULES_DEPTH);
+    return ret < 0 ? ret : protect_gitdir(sc, r, gfd, path, MODULES_DEPTH, top);
 }
 
 /* One entry of a scanned directory dir (dfd): a protected name, .claude, or
@@ -1105,7 +1119,7 @@ static int protect_entry(struct scan *sc, size_t r, int dfd, const char *dir, co
     if (strcmp(name, ".git") == 0) {
         if (fstatat(dfd, ".git", &st, AT_SYMLINK_NOFOLLOW) < 0)
             return 0;
-        return protect_git(sc, r, dfd, dir, &st);
+        return protect_git(sc, r, dfd, dir, &st, top);
     }
     return 0;
 }
@@ -1927,6 +1941,12 @@ void protect_check_new_hooks(const struct protect_set *s, int depth, protect_rep
             root = strcmp(s->roots[k], s->dirs[i].path) == 0;
         find_new_repos(&c, s->dirs[i].path, s->dirs[i].depth, true, root);
     }
+    /* A commondir planted in a nested repository (none was there at start). */
+    for (size_t i = 0; i < s->nno_commondir; i++) {
+        struct stat st;
+        if (lstat(s->no_commondir[i], &st) == 0)
+            report(ud, s->no_commondir[i], "commondir");
+    }
     for (size_t i = 0; i < c.nseen; i++)
         free(c.seen[i]);
     free(c.seen);
@@ -1940,6 +1960,11 @@ void protect_free(struct protect_set *s)
     for (size_t i = 0; i < s->nrepos; i++)
         free(s->repos[i]);
     free(s->repos);
+    for (size_t i = 0; i < s->nno_commondir; i++)
+        free(s->no_commondir[i]);
+    free(s->no_commondir);
+    s->no_commondir = NULL;
+    s->nno_commondir = 0;
     for (size_t i = 0; i < s->nroots; i++)
         free(s->roots[i]);
     free(s->roots);

@@ -215,3 +215,22 @@ def test_deny_write_of_a_missing_path_cannot_be_created(sb):
     assert p.stdout == "rc=2\n", p.stderr
     with open(os.path.join(sb.ws, ".env")) as f:
         assert f.read() == "S=0\n"
+
+
+def test_commondir_planted_in_a_nested_repository_is_reported(sb):
+    """Nested repositories get no commondir placeholder (one per repository
+    is too slow for hundreds of them): a planted one is reported at exit."""
+    nested = os.path.join(sb.ws, "a", "b")
+    git_init(sb, nested, commit=True)
+    audit = sb.path("outside", "audit.jsonl")
+    p = sb.run("--audit", audit, "--", "/bin/sh", "-c",
+               "echo ../../evil > a/b/.git/commondir; echo rc=$?", env=GIT_ENV)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "rc=0\n"
+    path = os.path.join(nested, ".git", "commondir")
+    assert [r["path"] for r in audit_records(audit) if r["event"] == "fs.hook"] == [path]
+    assert "a commondir appeared in a repository during the run" in p.stderr, p.stderr
+    # A nested repository's commondir that existed at start is read-only.
+    p = sb.run("--", "/bin/sh", "-c", "echo ../../x > a/b/.git/commondir; echo rc=$?",
+               env=GIT_ENV)
+    assert p.stdout == "rc=2\n", p.stderr
