@@ -2033,6 +2033,90 @@ static bool is_client_cred(const struct conn *c, const struct http_header *f, bo
     return false;
 }
 
+/* Is [s, s+n) exactly one of this request's sentinels? */
+static bool is_sentinel(const struct conn *c, const char *s, size_t n)
+{
+    for (size_t i = 0; i < c->ncred_pairs; i++)
+        if (c->cred_pairs[i].from_len == n && memcmp(c->cred_pairs[i].from, s, n) == 0)
+            return true;
+    return false;
+}
+
+static bool is_tchar(char ch)
+{
+    return isalnum((unsigned char)ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* Of a client credential header toward a credential host (T21), what may
+ * go on: only what carries nothing the sandbox chose beside this host's
+ * sentinel, since anything else could be the attacker's own key or session
+ * next to the user's (the origin would act on the attacker's account).
+ * Authorization and Proxy-Authorization: the value is a sentinel, or a
+ * scheme (a token, RFC 9110 11.4) then spaces then a sentinel. Cookie: the
+ * pairs (RFC 6265 4.2.1, "; "-separated) whose name is a token and whose
+ * value is a sentinel; the other pairs are dropped, and *filtered holds
+ * what is left when that is not the whole value. Any other: the value is a
+ * sentinel. Returns false to strip the whole header. */
+static bool client_cred_keep(const struct conn *c, const struct http_header *f, char **filtered,
+                             size_t *flen)
+{
+    const char *v = f->value;
+    size_t n = f->value_len;
+    *filtered = NULL;
+    if (is_sentinel(c, v, n))
+        return true;
+    if (folded_eq(f->name, f->name_len, "authorization") ||
+        folded_eq(f->name, f->name_len, "proxy-authorization")) {
+        size_t k = 0;
+        while (k < n && is_tchar(v[k]))
+            k++;
+        if (k == 0 || k == n || v[k] != ' ')
+            return false;
+        while (k < n && v[k] == ' ')
+            k++;
+        return is_sentinel(c, v + k, n - k);
+    }
+    if (!folded_eq(f->name, f->name_len, "cookie"))
+        return false;
+    /* The kept pairs, "; "-joined: at most one byte more per ';' seen. */
+    char *out = malloc(2 * n + 1);
+    if (!out)
+        return false;
+    size_t ol = 0;
+    bool dropped = false;
+    for (size_t i = 0; i < n;) {
+        size_t e = i;
+        while (e < n && v[e] != ';')
+            e++;
+        size_t a = i, z = e;
+        while (a < z && (v[a] == ' ' || v[a] == '\t'))
+            a++;
+        while (z > a && (v[z - 1] == ' ' || v[z - 1] == '\t'))
+            z--;
+        size_t eq = a;
+        while (eq < z && is_tchar(v[eq]))
+            eq++;
+        if (eq > a && eq < z && v[eq] == '=' && is_sentinel(c, v + eq + 1, z - eq - 1)) {
+            if (ol) {
+                out[ol++] = ';';
+                out[ol++] = ' ';
+            }
+            memcpy(out + ol, v + a, z - a);
+            ol += z - a;
+        } else if (z > a) {
+            dropped = true;
+        }
+        i = e < n ? e + 1 : n;
+    }
+    if (ol == 0 || !dropped) {
+        free(out);
+        return ol != 0;
+    }
+    *filtered = out;
+    *flen = ol;
+    return true;
+}
+
 static bool strip_always(const struct proxy_config *cfg, const struct http_header *f)
 {
     for (size_t i = 0; i < cfg->nstrip_request_headers; i++)
@@ -2578,21 +2662,27 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
         bool injected = false;
         bool as_sent = c->aws_passthrough && f->name_len == 13 &&
                        strncasecmp(f->name, "authorization", 13) == 0;
+        _cleanup_free_ char *filtered = NULL;
+        size_t flen = 0;
         if (c->cred_host && !as_sent && is_client_cred(c, f, &injected) &&
-            (injected || c->ncred_pairs == 0 ||
-             !subst_contains(c->cred_pairs, c->ncred_pairs, f->value, f->value_len))) {
+            (injected || !client_cred_keep(c, f, &filtered, &flen))) {
             /* A client's own credential toward a host whose credential
              * cordon holds: never forwarded (a key planted by an attacker
              * is useless). */
             cred_note(c, "stripped", f->name, f->name_len);
             continue;
         }
+        if (filtered)
+            cred_note(c, "stripped", f->name, f->name_len); /* some cookies */
         if (nrec < ARRAY_SIZE(rec))
             rec[nrec].no = b.n;
         hb_add(&b, f->name, f->name_len);
         hb_str(&b, ": ");
         size_t vo = b.n;
-        hb_subst(c, &b, f->value, f->value_len);
+        if (filtered)
+            hb_subst(c, &b, filtered, flen);
+        else
+            hb_subst(c, &b, f->value, f->value_len);
         if (nrec < ARRAY_SIZE(rec)) {
             rec[nrec].nl = f->name_len;
             rec[nrec].vo = vo;

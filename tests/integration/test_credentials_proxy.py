@@ -330,6 +330,43 @@ def test_t21_masked_key_passes_only_as_the_users_key(cp):
     cp.check_no_leak()
 
 
+def test_t21_sentinel_beside_an_attackers_value_is_not_enough(cp):
+    """A credential header passes toward its host only when it carries
+    nothing the sandbox chose beside the sentinel: the attacker's session
+    cookie next to a cookie holding the sentinel, or the attacker's key in
+    front of the sentinel in Authorization or X-Api-Key, never reach the
+    origin (the cookie pair is dropped, the other headers stripped). The
+    normal forms (the sentinel alone, "Bearer <sentinel>", cookies whose
+    values are sentinels) still carry the real value."""
+    T = cp.T
+    key = cp.real("sk-ant-user-", 48)
+    s = cp.settings({"envVars": [mask("API_KEY", ["api.test"])]})
+    K = "${API_KEY}"
+    reqs = [{"method": "GET", "target": "/attack",
+             "headers": [["Cookie", "session=ATTACKER-1; k=" + K],
+                         ["Authorization", "Bearer ATTACKER-2 " + K],
+                         ["Authorization", "Bearer " + K + " ATTACKER-3"],
+                         ["X-Api-Key", "ATTACKER-4" + K]]},
+            {"method": "GET", "target": "/normal",
+             "headers": [["Cookie", "a=" + K + ";b=" + K],
+                         ["Authorization", "Bearer  " + K],
+                         ["X-Api-Key", K]]}]
+    out = cp.client(s, [http("api.test:%d" % T, reqs)], env={"API_KEY": key})
+    cp.settle()
+    assert [r["status"] for r in out[0]["responses"]] == [200, 200]
+    a, n = cp.requests()
+    assert "ATTACKER" not in json.dumps(a["headers"])
+    assert header(a, "Cookie") == ["k=" + key]
+    assert header(a, "Authorization") == [] and header(a, "X-Api-Key") == []
+    assert header(n, "Cookie") == ["a=%s;b=%s" % (key, key)]
+    assert header(n, "Authorization") == ["Bearer  " + key]
+    assert header(n, "X-Api-Key") == [key]
+    recs = requests_audit(cp)
+    assert recs[0][6] == ["Cookie", "Authorization", "X-Api-Key"]
+    assert recs[1][6] is None
+    cp.check_no_leak()
+
+
 def test_t21_request_rules_refuse_v1_files_before_the_origin(cp):
     """With requestRules allowing only POST /v1/messages on api.test, the
     upload to /v1/files is refused with 403 (blocked-by-rule) and never
