@@ -2967,6 +2967,22 @@ static void handle_tls_request(struct conn *c, int headlen)
     c->req_rule_text = NULL;
     if (c->px->cfg.decider && !ask_decider(c, q, (size_t)headlen))
         return;
+    /* The destination again, for every request: a --control-fd update
+     * holds for the next request on a kept-alive tunnel or captured
+     * connection too, as for the plain proxy's requests. */
+    struct net_verdict hv = host_verdict(c->px, &c->target);
+    if (!hv.allow) {
+        const char *custom = custom_reason(c, hv.rule);
+        const char *tag = hv.rule ? "blocked-by-denylist"
+                          : strcmp(hv.reason, "port is not allowed for this host") == 0
+                              ? "blocked-port"
+                              : "blocked-by-allowlist";
+        c->deny_rule = hv.rule ? hv.rule->text : NULL;
+        audit_request(c, 403, false, custom ? custom : hv.reason);
+        http_answer(c, 403, "Forbidden", tag, custom ? custom : hv.reason);
+        return;
+    }
+    c->rule = hv.rule ? hv.rule->text : NULL;
     if (q->form == HTTP_TARGET_AUTHORITY) {
         audit_request(c, 400, false, "CONNECT inside an intercepted tunnel");
         http_answer(c, 400, "Bad Request", "bad-request",

@@ -540,6 +540,106 @@ def test_live_updates_keep_dns_and_addresses_in_step(net):
     assert [e["first"] for e in net.echo() if e["ev"] == "eof"] == ["live\n"]
 
 
+KEPT = r"""
+import os, socket, ssl, sys, time
+
+def status(s, req):
+    s.sendall(req)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        d = s.recv(4096)
+        if not d:
+            return "EOF"
+        got += d
+    head, _, body = got.partition(b"\r\n\r\n")
+    n = 0
+    for ln in head.split(b"\r\n")[1:]:
+        k, _, v = ln.partition(b":")
+        if k.strip().lower() == b"content-length":
+            n = int(v)
+    while len(body) < n:
+        d = s.recv(4096)
+        if not d:
+            break
+        body += d
+    return head.split(b" ")[1].decode()
+
+def req(path, absolute=False):
+    t = ("http://allowed.test" + path) if absolute else path
+    return ("GET %s HTTP/1.1\r\nHost: allowed.test\r\n\r\n" % t).encode()
+
+a = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+b = socket.create_connection(("allowed.test", 80), timeout=10)
+c = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+c.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n")
+c.recv(4096)
+c = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"]).wrap_socket(
+    c, server_hostname="allowed.test")
+out = [status(a, req("/before-a", True)), status(b, req("/before-b")), status(c, req("/before-c"))]
+open("ready", "w").close()
+while not os.path.exists("go"):
+    time.sleep(0.02)
+out += [status(a, req("/after-a", True)), status(b, req("/after-b")), status(c, req("/after-c"))]
+print(" ".join(out))
+"""
+
+
+def test_live_update_holds_for_the_next_request_on_a_kept_alive_connection(net):
+    """A host allowed, then taken out of allowedDomains through --control-fd
+    while connections to it stay open: the next request on each of them (a
+    plain proxy request, a captured plain HTTP connection, an intercepted
+    CONNECT tunnel) is refused with 403 and recorded as denied, and the
+    origin never sees it."""
+    ca = net.sb.write("outside/lab-ca.pem", net.lab.ca_pem)
+    with open(net.settings(allow=["allowed.test"],
+                           extra={"tlsTerminate": {}, "upstreamCaFile": ca})) as f:
+        base = json.load(f)
+    narrow = json.loads(json.dumps(base))
+    narrow["network"]["allowedDomains"] = ["other.test"]
+    net.put("kept.py", KEPT)
+    settings = net.sb.settings(base, name="kept-settings.json")
+    audit = net.sb.path("outside", "kept-audit.jsonl")
+    ctl_r, ctl_w = os.pipe()
+    argv = net.lab.argv(net.sb.argv(["-s", settings, "--audit", audit, "--control-fd",
+                                     str(ctl_r), "--", egress_lab.PY, "kept.py"]))
+    p = subprocess.Popen(argv, cwd=net.sb.ws, env=net.sb.env(), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         pass_fds=(ctl_r,), start_new_session=True)
+    os.close(ctl_r)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(os.path.join(net.sb.ws, "ready")):
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.02)
+        os.write(ctl_w, (json.dumps(narrow) + "\n").encode())
+        while True:
+            with open(audit) as f:
+                if any('"policy.update"' in ln for ln in f):
+                    break
+            assert time.monotonic() < deadline, "no policy.update record"
+            time.sleep(0.02)
+        net.sb.write("home/ws/go", "")
+        out, err = p.communicate(timeout=30)
+    finally:
+        os.close(ctl_w)
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 0, err
+    assert out.split() == ["200", "200", "200", "403", "403", "403"], out + err
+    assert sorted(r["line"] for r in net.requests()) == [
+        "GET /before-a HTTP/1.1", "GET /before-b HTTP/1.1", "GET /before-c HTTP/1.1"]
+    with open(audit) as f:
+        recs = [json.loads(ln) for ln in f]
+    reqs = [(r["path"], r["status"], r["verdict"], r.get("rule")) for r in recs
+            if r["event"] == "net.request"]
+    assert sorted(reqs) == [("/after-b", 403, "deny", None), ("/after-c", 403, "deny", None),
+                            ("/before-a", 200, "allow", "allowed.test"),
+                            ("/before-b", 200, "allow", "allowed.test"),
+                            ("/before-c", 200, "allow", "allowed.test")], reqs
+    assert [r["reason"] for r in recs if r["event"] == "net.request" and
+            r["verdict"] == "deny"] == [NOT_LISTED, NOT_LISTED]
+
+
 # ---------------------------------------------------------------------------
 # /etc/resolv.conf as a symlink (systemd-resolved, resolvconf)
 
