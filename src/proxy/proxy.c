@@ -50,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -3491,16 +3492,48 @@ static bool transparent_sniff(struct conn *c)
         uv_timer_stop(&c->timer);
         goto tunnel;
     }
-    size_t i = 0;
-    while (i < c->c.inlen && c->c.in[i] >= 'A' && c->c.in[i] <= 'Z')
+    /* Plain HTTP is told by its request-line, as leniently as any server
+     * reads one, so that no spelling reaches a server unjudged: empty lines
+     * first (RFC 9112 2.2 lets a server skip them), a method in any case
+     * (a token: servers differ on "get"), a tab after it. A run of letters
+     * then a space or tab is HTTP when it is upper case and a space, or
+     * when its first line says "HTTP/" (any case) or is too long to see
+     * whole; other bytes (memcached's "get key", SSH, a database's binary
+     * protocol) pass as an opaque stream. Once HTTP, the parser refuses
+     * what is malformed (400) and every request is judged (Host, request
+     * rules, records), as inside an intercepted tunnel. */
+    const char *in = c->c.in;
+    size_t n = c->c.inlen, o = 0;
+    while (o < n && (in[o] == '\r' || in[o] == '\n'))
+        o++;
+    if (o == n && n < SNIFF_MAX && !c->c.eof) {
+        uv_timer_start(&c->timer, on_timeout, HEAD_TIMEOUT_MS, 0);
+        return false; /* empty lines so far */
+    }
+    size_t i = o;
+    bool upper = true;
+    while (i < n && isalpha((unsigned char)in[i])) {
+        upper = upper && isupper((unsigned char)in[i]);
         i++;
-    if (i == c->c.inlen && c->c.inlen < 24 && !c->c.eof) {
+    }
+    if (i == n && n - o < 24 && !c->c.eof) {
         uv_timer_start(&c->timer, on_timeout, HEAD_TIMEOUT_MS, 0);
         return false; /* a method so far */
     }
-    if (i > 0 && i < c->c.inlen && c->c.in[i] == ' ') {
-        /* Plain HTTP: every request is judged (Host, request rules,
-         * records), as inside an intercepted tunnel. */
+    bool http = o > 0;
+    if (!http && i > o && i < n && (in[i] == ' ' || in[i] == '\t')) {
+        http = upper && in[i] == ' ';
+        const char *eol = memchr(in + i, '\n', n - i);
+        if (!http && !eol && n < SNIFF_MAX && !c->c.eof) {
+            uv_timer_start(&c->timer, on_timeout, HEAD_TIMEOUT_MS, 0);
+            return false; /* the request-line so far */
+        }
+        for (const char *p = in + i; !http && p + 5 <= (eol ? eol : in + n); p++)
+            http = strncasecmp(p, "HTTP/", 5) == 0;
+        http = http || !eol;
+    }
+    if (http) {
+        ep_consume_in(&c->c, o);
         c->tls_mode = true;
         c->st = ST_HEAD;
         uv_timer_start(&c->timer, on_timeout, IDLE_TIMEOUT_MS, 0);

@@ -279,6 +279,34 @@ printf 'GET /sni-ok HTTP/1.1\\r\\nHost: allowed.test\\r\\nConnection: close\\r\\
     assert net.echo(22) == []
 
 
+def test_captured_http_in_a_lenient_spelling_is_still_judged(net):
+    """A captured plain-HTTP request that a lenient server would read
+    (empty lines before it, RFC 9112 2.2; a lower-case method; a tab after
+    the method) is parsed as HTTP, not passed as an opaque stream: a Host
+    naming another host gets 421, a malformed request-line 400, each with a
+    record, and the empty lines are dropped before an allowed request. A
+    stream that is not HTTP (memcached's "get key") still passes as is."""
+    echo = net.ports["echo"]
+    s = net.settings(allow=["allowed.test", "allowed.test:%d" % echo])
+
+    def tcp(data, port=80):
+        return {"op": "tcp", "host": "allowed.test", "port": port, "send": data}
+    res = client(net, s, [
+        tcp("\r\nGET /crlf HTTP/1.1\r\nHost: evil.test\r\n\r\n"),
+        tcp("get /lower HTTP/1.1\r\nHost: evil.test\r\n\r\n"),
+        tcp("GET\t/tab HTTP/1.1\r\nHost: evil.test\r\n\r\n"),
+        tcp("\r\n\r\nGET /ok HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n"),
+        tcp("get key\r\n", echo)])
+    assert [r["got"].split("\r\n")[0] for r in res[:4]] == [
+        "HTTP/1.1 421 Misdirected Request", "HTTP/1.1 421 Misdirected Request",
+        "HTTP/1.1 400 Bad Request", "HTTP/1.1 200 OK"], res
+    assert res[4]["got"] == "get key\r\n", res
+    reqs = [(r["method"], r["path"], r["status"], r["verdict"]) for r in net.audit("net.request")]
+    assert reqs == [("GET", "/crlf", 421, "deny"), ("get", "/lower", 421, "deny"),
+                    ("-", "", 400, "deny"), ("GET", "/ok", 200, "allow")], reqs
+    assert [r["line"] for r in net.requests()] == ["GET /ok HTTP/1.1"]
+
+
 def test_client_hello_with_ech_is_refused_on_the_captured_path(net):
     """T25 without the proxy variables: a raw socket sends a TLS 1.3
     ClientHello for allowed.test carrying encrypted_client_hello to
