@@ -3043,6 +3043,11 @@ static void handle_http_head(struct conn *c)
             c->st = ST_CLOSING;
         return;
     }
+    /* A new request: no rule has decided it yet (on a kept-alive
+     * connection the previous request's rule would be named in a record
+     * of this one). */
+    c->req_rule_text = NULL;
+    c->deny_rule = NULL;
     if (r < 0) {
         /* A malformed head is refused before any decision; it is recorded
          * all the same (net.request, method "-"). */
@@ -3574,6 +3579,8 @@ static void on_timeout(uv_timer_t *t)
         if (c->kind == PROXY_HTTP && c->c.inlen > 0) {
             /* Recorded, as a malformed head is (method "-"). */
             snprintf(c->method, sizeof(c->method), "-");
+            c->req_rule_text = NULL;
+            c->deny_rule = NULL;
             audit_request(c, 408, false, "the request head was not completed in time");
             http_answer(c, 408, "Request Timeout", "timeout", "the request head was not "
                                                               "completed in time");

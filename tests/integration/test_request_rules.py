@@ -600,6 +600,30 @@ def test_each_request_on_a_kept_alive_or_pipelined_connection_is_judged(net):
         [(p, "/v1/files", 403, "* /v1/files") for p in (80, 80, 443, 443)]
 
 
+def test_malformed_request_after_an_allowed_one_names_no_rule(net):
+    """A malformed request on a kept-alive connection (plain, and inside an
+    intercepted tunnel) is refused with 400 and recorded without a rule:
+    the rule that allowed the request before it decided nothing here."""
+    s = net.rules([ANTHROPIC], tls=True)
+    bad = "\r\nContent-Length: +5\r\n\r\nhello"
+    ok = plain("POST", API, "/v1/messages", body="first")
+    ok_t = request("POST", "/v1/messages", API, body="first")
+    res = net.scripts(
+        s,
+        [open_plain(), send(ok), read(),
+         send("POST http://%s/v1/messages HTTP/1.1\r\nHost: %s" % (API, API) + bad), read()],
+        [open_tls(API), send(ok_t), read(),
+         send("POST /v1/messages HTTP/1.1\r\nHost: %s" % API + bad), read()])
+    for r in res:
+        assert [r[2].get("status"), r[4].get("status")] == [200, 400], r
+    recs = [(r["port"], r["method"], r["status"], r.get("rule")) for r in net.audit("net.request")]
+    # (a malformed proxy request names no destination: port 0)
+    assert recs == [(80, "POST", 200, "POST /v1/messages"), (0, "-", 400, None),
+                    (443, "POST", 200, "POST /v1/messages"), (443, "-", 400, None)], recs
+    assert origin_lines(net) == [("http", "POST /v1/messages HTTP/1.1"),
+                                 ("https", "POST /v1/messages HTTP/1.1")]
+
+
 # ---------------------------------------------------------------------------
 # T13: the authority that is judged is the one that is dialled
 
