@@ -2835,10 +2835,49 @@ static bool judge_request(struct conn *c, const struct http_request *q)
     snprintf(pathonly, sizeof(pathonly), "%.*s", (int)plen, norm);
     struct req_verdict v = req_decide(cfg->rules_req, cfg->nrules_req, &c->target, c->method,
                                       pathonly);
+    /* Method overrides (X-HTTP-Method-Override and kin): many frameworks
+     * run the request as the method they name, so "GET" with one naming
+     * DELETE must pass the rules as DELETE too. The value is judged in
+     * upper case (as frameworks apply it); one that is not a short token
+     * is refused: it cannot be judged. */
+    static const char *const overrides[] = {
+        "x-http-method-override", "x-http-method", "x-method-override",
+    };
+    char ovr[80] = "";
+    for (size_t i = 0; v.allow && i < q->nheaders; i++) {
+        const struct http_header *h = &q->headers[i];
+        bool is_ovr = false;
+        for (size_t k = 0; k < ARRAY_SIZE(overrides); k++)
+            is_ovr = is_ovr || (h->name_len == strlen(overrides[k]) &&
+                                strncasecmp(h->name, overrides[k], h->name_len) == 0);
+        if (!is_ovr)
+            continue;
+        char m[16];
+        size_t k = 0;
+        while (k < h->value_len && k < sizeof(m) - 1 && is_tchar(h->value[k])) {
+            m[k] = (char)toupper((unsigned char)h->value[k]);
+            k++;
+        }
+        m[k] = '\0';
+        snprintf(ovr, sizeof(ovr), " (%.*s: %s)", (int)(h->name_len < 40 ? h->name_len : 40),
+                 h->name, m);
+        if (k == 0 || k != h->value_len) {
+            snprintf(c->deny_rule_buf, sizeof(c->deny_rule_buf), "requestRules[%d]", first);
+            c->deny_rule = c->deny_rule_buf;
+            audit_request(c, 403, false, "a method override that is not a method");
+            c->deny_rule = NULL;
+            http_answer(c, 403, "Forbidden", "blocked-by-rule",
+                        "a method override that is not a method");
+            return false;
+        }
+        v = req_decide(cfg->rules_req, cfg->nrules_req, &c->target, m, pathonly);
+    }
+    if (v.allow)
+        ovr[0] = '\0';
     if (!v.allow) {
-        char reason[600];
-        snprintf(reason, sizeof(reason), "%s (requestRules[%d]%s%s)", v.reason, v.rule,
-                 v.pattern ? ": deny " : "", v.pattern ? v.pattern : "");
+        char reason[700];
+        snprintf(reason, sizeof(reason), "%s (requestRules[%d]%s%s)%s", v.reason, v.rule,
+                 v.pattern ? ": deny " : "", v.pattern ? v.pattern : "", ovr);
         snprintf(c->deny_rule_buf, sizeof(c->deny_rule_buf), "requestRules[%d]", v.rule);
         c->deny_rule = v.pattern ? v.pattern : c->deny_rule_buf;
         audit_request(c, 403, false, reason);

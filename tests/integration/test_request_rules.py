@@ -452,6 +452,41 @@ def test_rule_semantics_deny_wins_allow_lists_combine_hosts_ports_and_methods(ne
     assert [line for _, line in origin_lines(net)] == expect_lines
 
 
+def test_method_override_headers_are_judged_as_the_method_they_name(net):
+    """X-HTTP-Method-Override, X-HTTP-Method and X-Method-Override make
+    many frameworks run a GET as the method they name: a request carrying
+    one is judged for that method too (in upper case, as frameworks apply
+    it), refused if either is refused; a value that is not a method is
+    refused. Plain HTTP and inside an intercepted tunnel."""
+    s = net.rules([{"host": API, "allow": ["GET /**"], "deny": ["DELETE /**"]}], tls=True)
+    cases = [
+        ("X-HTTP-Method-Override", "DELETE", deny_reason(0, "DELETE /**")),
+        ("x-http-method", "delete", deny_reason(0, "DELETE /**")),
+        ("X-Method-Override", "PUT", no_allow_reason(0)),
+        ("X-HTTP-Method-Override", "DELETE, GET", "a method override that is not a method"),
+        ("X-HTTP-Method-Override", "GET", 200),
+    ]
+    scripts = []
+    for name, value, _ in cases:
+        scripts.append(one_plain("GET", API, "/items/1", headers=[(name, value)]))
+        scripts.append(one_tls("GET", API, "/items/1", headers=[(name, value)]))
+    res = net.scripts(s, *scripts)
+    for i, (name, value, want) in enumerate(cases):
+        for r, port in zip(res[2 * i:2 * i + 2], (80, 443)):
+            if want == 200:
+                assert r[-1].get("status") == 200, r
+                continue
+            if want.startswith("a method"):
+                blocked(r[-1], API, port, want)
+            else:
+                blocked(r[-1], API, port, "%s (%s: %s)" % (want, name, value.upper()))
+    assert origin_lines(net) == [("http", "GET /items/1 HTTP/1.1"),
+                                 ("https", "GET /items/1 HTTP/1.1")]
+    denied = [(r["method"], r["status"], r.get("rule")) for r in net.audit("net.request")
+              if r["verdict"] == "deny"]
+    assert denied == [("GET", 403, "DELETE /**")] * 4 + [("GET", 403, "requestRules[0]")] * 4
+
+
 def test_rules_apply_to_every_spelling_of_the_host_and_to_head(net):
     """The rule's host is matched on the canonical name (lower case, one
     trailing dot removed, default port), as allowedDomains is; a refused
