@@ -24,6 +24,7 @@
 #include "core/cleanup.h"
 #include "core/err.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <sys/syscall.h>
 #include <linux/seccomp.h>
@@ -465,6 +466,15 @@ static const char java_opts[] =
     "-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort=3128 -Dhttps.proxyHost=127.0.0.1 "
     "-Dhttps.proxyPort=3128 -Dhttp.nonProxyHosts=localhost|127.0.0.1|[::1]";
 
+/* Variables of the caller's that name a proxy (and may hold a parent
+ * proxy's password) without being among those cordon sets: gcloud's
+ * CLOUDSDK_PROXY_USERNAME and _PASSWORD (and any other CLOUDSDK_PROXY_),
+ * npm's proxy settings. Gone, so the sandbox's clients use cordon's. */
+static const char *const proxy_prefixes[] = {
+    "CLOUDSDK_PROXY_", "npm_config_proxy=", "npm_config_https_proxy=",
+    "NPM_CONFIG_PROXY=", "NPM_CONFIG_HTTPS_PROXY=",
+};
+
 static bool is_proxy_var(const char *e)
 {
     for (size_t i = 0; i < ARRAY_SIZE(proxy_env); i++) {
@@ -473,7 +483,67 @@ static bool is_proxy_var(const char *e)
         if (strncmp(e, proxy_env[i], n) == 0)
             return true;
     }
+    for (size_t i = 0; i < ARRAY_SIZE(proxy_prefixes); i++)
+        if (strncmp(e, proxy_prefixes[i], strlen(proxy_prefixes[i])) == 0)
+            return true;
     return strncmp(e, "JAVA_TOOL_OPTIONS=", 18) == 0 || strncmp(e, "GIT_SSH_COMMAND=", 16) == 0;
+}
+
+/* The JVM's proxy properties: the caller's are dropped from its
+ * JAVA_TOOL_OPTIONS (the JVM takes the last of a repeated -D, and a parent
+ * proxy's host or password must not reach the sandbox). */
+static const char *const java_proxy_props[] = {
+    "http.proxyHost",   "http.proxyPort",   "http.proxyUser",   "http.proxyPassword",
+    "https.proxyHost",  "https.proxyPort",  "https.proxyUser",  "https.proxyPassword",
+    "http.nonProxyHosts", "ftp.proxyHost",  "ftp.proxyPort",    "ftp.nonProxyHosts",
+    "socksProxyHost",   "socksProxyPort",   "socksProxyVersion", "java.net.socks.username",
+    "java.net.socks.password", "java.net.useSystemProxies",
+};
+
+/* The caller's JAVA_TOOL_OPTIONS without its proxy properties: options are
+ * split at white space outside quotes (as the JVM reads the variable); an
+ * option "-D<property>[=...]", quoted or not, of java_proxy_props is left
+ * out. Returns a new string, or NULL without memory. */
+static char *java_opts_without_proxy(const char *v)
+{
+    size_t n = strlen(v);
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        while (i < n && isspace((unsigned char)v[i]))
+            i++;
+        size_t a = i;
+        char q = 0;
+        while (i < n && (q || !isspace((unsigned char)v[i]))) {
+            if (q && v[i] == q)
+                q = 0;
+            else if (!q && (v[i] == '"' || v[i] == '\''))
+                q = v[i];
+            i++;
+        }
+        if (i == a)
+            break;
+        size_t o = a;
+        while (o < i && (v[o] == '"' || v[o] == '\''))
+            o++;
+        bool drop = false;
+        for (size_t p = 0; !drop && p < ARRAY_SIZE(java_proxy_props); p++) {
+            size_t pl = strlen(java_proxy_props[p]);
+            drop = i - o >= 2 + pl && strncmp(v + o, "-D", 2) == 0 &&
+                   strncmp(v + o + 2, java_proxy_props[p], pl) == 0 &&
+                   (o + 2 + pl == i || strchr("=\"'", v[o + 2 + pl]));
+        }
+        if (drop)
+            continue;
+        if (k)
+            out[k++] = ' ';
+        memcpy(out + k, v + a, i - a);
+        k += i - a;
+    }
+    out[k] = '\0';
+    return out;
 }
 
 /* The trust bundle for interception: cordon's CA first, then the system's
@@ -670,8 +740,15 @@ static int build_env(struct sandbox_plan *plan, const cordon_policy *p, char *co
         for (size_t i = 0; i < n; i++)
             if (strncmp(envp[i], "JAVA_TOOL_OPTIONS=", 18) == 0)
                 jto = envp[i] + 18;
-        if (asprintf(&out[k], "JAVA_TOOL_OPTIONS=%s%s%s", java_opts, jto && *jto ? " " : "",
-                     jto ? jto : "") < 0)
+        /* cordon's properties last: the JVM takes the last of a repeated
+         * -D, so nothing of the caller's can override them. */
+        char *kept = java_opts_without_proxy(jto ? jto : "");
+        if (!kept)
+            goto nomem;
+        int w = asprintf(&out[k], "JAVA_TOOL_OPTIONS=%s%s%s", kept, *kept ? " " : "", java_opts);
+        explicit_bzero(kept, strlen(kept));
+        free(kept);
+        if (w < 0)
             goto nomem;
         k++;
         if (plan->exe_path &&

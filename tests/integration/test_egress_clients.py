@@ -165,6 +165,44 @@ def test_python_urllib_uses_the_proxy_variables(net):
                                         ("allowed.test", 8080, "http")]
 
 
+JAVA_CORDON = ("-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort=3128 -Dhttps.proxyHost=127.0.0.1 "
+               "-Dhttps.proxyPort=3128 -Dhttp.nonProxyHosts=localhost|127.0.0.1|[::1]")
+
+
+def test_callers_proxy_settings_never_reach_the_sandbox(net):
+    """The caller's JAVA_TOOL_OPTIONS keeps its other options but loses its
+    proxy properties (a parent proxy's host, user and password), and
+    cordon's come last (the JVM takes the last of a repeated -D); gcloud's
+    CLOUDSDK_PROXY_* and npm's proxy settings are the caller's no more."""
+    s = net.settings(allow=["allowed.test"])
+    secret = "SECRETPW123"
+    env = {
+        "JAVA_TOOL_OPTIONS": "-Xmx64m -Dhttps.proxyHost=parent.test -Dhttps.proxyPort=8888 "
+                             "-Dhttp.proxyUser=puser -Dhttp.proxyPassword=%s "
+                             "\"-Dhttps.proxyPassword=a %s\" -Dhttp.nonProxyHosts=* "
+                             "-DsocksProxyHost=parent.test -Djava.net.useSystemProxies=true "
+                             "-Dhttp.proxyHostname=kept -Dfoo=bar" % (secret, secret),
+        "CLOUDSDK_PROXY_USERNAME": "puser", "CLOUDSDK_PROXY_PASSWORD": secret,
+        "CLOUDSDK_PROXY_ADDRESS": "parent.test", "CLOUDSDK_PROXY_RDNS": "true",
+        "npm_config_proxy": "http://puser:%s@parent.test:8888" % secret,
+        "NPM_CONFIG_HTTPS_PROXY": "http://puser:%s@parent.test:8888" % secret,
+    }
+    p = net.run(s, "/usr/bin/env", env=env)
+    assert p.returncode == 0, p.stderr
+    assert secret not in p.stdout and "parent.test" not in p.stdout, p.stdout
+    got = dict(ln.split("=", 1) for ln in p.stdout.splitlines() if "=" in ln)
+    assert got["JAVA_TOOL_OPTIONS"] == "-Xmx64m -Dhttp.proxyHostname=kept -Dfoo=bar " + \
+        JAVA_CORDON
+    assert sorted(k for k in got if k.startswith("CLOUDSDK_PROXY_")) == [
+        "CLOUDSDK_PROXY_ADDRESS", "CLOUDSDK_PROXY_PORT", "CLOUDSDK_PROXY_TYPE"]
+    assert (got["CLOUDSDK_PROXY_ADDRESS"], got["CLOUDSDK_PROXY_PORT"]) == ("127.0.0.1", "3128")
+    assert not [k for k in got if k.lower().startswith("npm_config_")], got
+
+    p = net.run(s, "/usr/bin/env", env={"JAVA_TOOL_OPTIONS": "-Dhttp.proxyPassword=%s" % secret})
+    got = dict(ln.split("=", 1) for ln in p.stdout.splitlines() if "=" in ln)
+    assert got["JAVA_TOOL_OPTIONS"] == JAVA_CORDON
+
+
 REQUESTS = r'''
 import json, sys, requests
 out = []
