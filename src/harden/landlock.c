@@ -4,7 +4,9 @@
  * the scoping of abstract unix sockets and signals (ABI 6).
  * Invariants:
  *  - writes of any kind (write, create, remove, rename, link, truncate) are
- *    granted only beneath the write roots, the private /tmp and /dev;
+ *    granted only beneath the write roots, the private /tmp and /dev, and
+ *    on the one file behind fds 1 and 2 when the caller opened it for
+ *    writing (stdio_rights);
  *  - reads are granted on "/" when the host's root is visible, otherwise only
  *    beneath the visible subtrees;
  *  - Landlock only adds rights over subtrees: it cannot take a denied path
@@ -23,6 +25,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -83,6 +86,39 @@ static uint64_t rights(enum ll_kind k, uint64_t handled)
     return 0;
 }
 
+/* What a new open of the file behind fd (1 or 2) may do, beyond the rules:
+ * a rule on that one inode, never on its directory, and only when the caller
+ * opened it for writing.
+ *  - a regular file: write and truncate (`>` opens with O_TRUNC; the command
+ *    could already ftruncate fd 1);
+ *  - a terminal (a pty or console slave): write and device ioctls (isatty on
+ *    the new fd); the command holds the same rights on the inherited fd;
+ *  - the null, zero and full devices: write.
+ * Knowingly nothing for: directories, pipes and sockets (no path; reopening
+ * a pipe needs no write rule), block devices, /dev/tty (5:0, the opener's
+ * own terminal), /dev/console (5:1) and /dev/ptmx (5:2, a new open makes a
+ * new pty pair), and any other character device, whose new open could mean
+ * more than the inherited one. */
+static uint64_t stdio_rights(int fd)
+{
+    struct stat st;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || (fl & O_PATH) || (fl & O_ACCMODE) == O_RDONLY || fstat(fd, &st) < 0)
+        return 0;
+    if (S_ISREG(st.st_mode))
+        return LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE;
+    if (!S_ISCHR(st.st_mode))
+        return 0;
+    unsigned maj = major(st.st_rdev), min = minor(st.st_rdev);
+    if (maj == 1 && (min == 3 || min == 5 || min == 7))
+        return LANDLOCK_ACCESS_FS_WRITE_FILE;
+    if (maj == 5 && min <= 2)
+        return 0;
+    if (isatty(fd))
+        return LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_IOCTL_DEV;
+    return 0;
+}
+
 int harden_landlock_apply(int abi, const struct ll_rule *rules, size_t n)
 {
     if (abi <= 0) {
@@ -128,21 +164,24 @@ int harden_landlock_apply(int abi, const struct ll_rule *rules, size_t n)
         }
     }
     /* The files the caller gave as stdout and stderr stay writable when
-     * reopened (`tee /dev/stderr`, `> /dev/stdout`): the caller chose them.
-     * A file given for reading stays readable when reopened (`jq . /dev/stdin`):
+     * reopened (`tee /dev/stderr`, `echo x > /dev/stdout`, as srt's implicit
+     * write paths): the caller chose them, and the command can already
+     * write, truncate (ftruncate) and ioctl them through fds 1 and 2, so a
+     * new open of the same inode grants nothing more (stdio_rights). A file
+     * given for reading stays readable when reopened (`jq . /dev/stdin`):
      * init put it on a read-only detached mount (src/sandbox/stdio.c), where
      * no rule over a subtree reaches it. */
     for (int fd = 0; fd <= 2; fd++) {
         struct stat st;
         int fl = fcntl(fd, F_GETFL);
-        if (fl < 0 || (fl & O_PATH) || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        uint64_t want = stdio_rights(fd);
+        if (fl >= 0 && !(fl & O_PATH) && (fl & O_ACCMODE) == O_RDONLY && fstat(fd, &st) == 0 &&
+            S_ISREG(st.st_mode))
+            want = LANDLOCK_ACCESS_FS_READ_FILE;
+        want &= attr.handled_access_fs;
+        if (!want)
             continue;
-        uint64_t want = (fl & O_ACCMODE) == O_RDONLY ? LANDLOCK_ACCESS_FS_READ_FILE
-                                                     : LANDLOCK_ACCESS_FS_WRITE_FILE;
-        struct landlock_path_beneath_attr pb = {
-            .allowed_access = want & attr.handled_access_fs,
-            .parent_fd = fd,
-        };
+        struct landlock_path_beneath_attr pb = { .allowed_access = want, .parent_fd = fd };
         /* Best effort: a file on an internal filesystem is refused (EBADFD)
          * and needs no rule. */
         (void)syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
