@@ -760,10 +760,14 @@ static int settings_config(struct proxy_run *run)
         snprintf(cfg->mitm.path, sizeof(cfg->mitm.path), "%s", p->net.mitm_socket);
     }
     const char *np = NULL, *what = NULL, *why = NULL;
-    if (proxy_parents_from_policy(cfg, p, &np, &what, &why) < 0) {
+    char warn[2][400];
+    if (proxy_parents_from_policy(cfg, p, &np, &what, &why, warn) < 0) {
         fprintf(stderr, "cordon proxy: upstream %s proxy: %s\n", what, why);
         return EXIT_ARGS;
     }
+    for (int i = 0; i < 2; i++)
+        if (warn[i][0])
+            fprintf(stderr, "cordon proxy: warning: %s\n", warn[i]);
     if (np && net_noproxy_parse(np, &run->no_proxy) == 0) {
         run->have_no_proxy = true;
         cfg->no_proxy = &run->no_proxy;

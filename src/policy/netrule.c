@@ -561,6 +561,25 @@ static int pct_decode(const char *s, size_t n, char *out, size_t outn)
     return (int)k;
 }
 
+void net_proxy_url_redact(const char *url, char *out, size_t n)
+{
+    if (n == 0)
+        return;
+    const char *a = strstr(url, "://");
+    a = a ? a + 3 : url;
+    size_t alen = strcspn(a, "/?#");
+    const char *at = memchr(a, '@', alen);
+    char tmp[1024];
+    if (at)
+        snprintf(tmp, sizeof(tmp), "%.*s<credentials>%s", (int)(a - url), url, at);
+    else
+        snprintf(tmp, sizeof(tmp), "%s", url);
+    size_t k = 0;
+    for (const char *s = tmp; *s && k + 1 < n; s++)
+        out[k++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+    out[k] = '\0';
+}
+
 int net_proxy_url_parse(const char *url, struct net_proxy_url *o, const char **why)
 {
     memset(o, 0, sizeof(*o));

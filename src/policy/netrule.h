@@ -106,6 +106,9 @@ struct net_proxy_url {
     char auth[600];
 };
 int net_proxy_url_parse(const char *url, struct net_proxy_url *out, const char **why);
+/* url as it may be shown in a message: credentials ("user:password@")
+ * replaced by "<credentials>@", control bytes by '?', cut to n - 1 bytes. */
+void net_proxy_url_redact(const char *url, char *out, size_t n);
 
 /* A NO_PROXY list: "*", names (a leading "." or not: the name and its
  * subdomains), addresses and ranges, separated by commas or spaces. */

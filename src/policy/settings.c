@@ -551,8 +551,11 @@ static int proxy_url(struct ctx *c, json_t *v, char **out)
         return r;
     struct net_proxy_url u;
     const char *why = NULL;
-    if (net_proxy_url_parse(*out, &u, &why) < 0)
-        return fail(c, EINVAL, "%s", why);
+    if (net_proxy_url_parse(*out, &u, &why) < 0) {
+        char shown[200];
+        net_proxy_url_redact(*out, shown, sizeof(shown));
+        return fail(c, EINVAL, "\"%s\": %s", shown, why);
+    }
     explicit_bzero(&u, sizeof(u));
     return 0;
 }

@@ -1270,6 +1270,14 @@ static void dial(struct conn *c)
         c->bytes_up_total = c->bytes_down_total = 0;
     }
     c->hop = choose_hop(c);
+    if (c->hop && c->hop->unusable) {
+        audit_connect(c, true, c->hop->why);
+        if (c->kind == PROXY_SOCKS5)
+            socks_answer(c, SOCKS5_GENERAL_FAILURE);
+        else
+            http_answer(c, 502, "Bad Gateway", "parent-proxy", c->hop->why);
+        return;
+    }
     if (c->hop && !c->is_connect && c->kind == PROXY_HTTP && rewrite_for_parent(c) < 0) {
         audit_connect(c, true, "out of memory");
         http_answer(c, 502, "Bad Gateway", "internal", "out of memory");
@@ -4246,31 +4254,63 @@ static int collect_own_addresses(struct proxy *px)
     return 0;
 }
 
-static const char *env_either(const char *lower, const char *upper)
+static const char *env_either(const char *lower, const char *upper, const char **name)
 {
     const char *v = getenv(lower);
+    *name = v ? lower : upper;
     return v ? v : getenv(upper);
 }
 
 int proxy_parents_from_policy(struct proxy_config *cfg, const cordon_policy *p,
-                              const char **no_proxy, const char **what, const char **why)
+                              const char **no_proxy, const char **what, const char **why,
+                              char warn[2][400])
 {
     const bool set = p->net.parent_set;
-    const char *ph = set ? p->net.parent_http : env_either("http_proxy", "HTTP_PROXY");
-    const char *phs = set ? p->net.parent_https : env_either("https_proxy", "HTTPS_PROXY");
-    *no_proxy = set ? p->net.parent_no_proxy : env_either("no_proxy", "NO_PROXY");
+    const char *vh = NULL, *vhs = NULL, *vnp = NULL;
+    const char *ph = set ? p->net.parent_http : env_either("http_proxy", "HTTP_PROXY", &vh);
+    const char *phs = set ? p->net.parent_https : env_either("https_proxy", "HTTPS_PROXY", &vhs);
+    *no_proxy = set ? p->net.parent_no_proxy : env_either("no_proxy", "NO_PROXY", &vnp);
     const struct {
         const char *url;
         struct proxy_hop *hop;
         const char *what;
-    } parents[] = { { ph, &cfg->parent_http, "http" }, { phs, &cfg->parent_https, "https" } };
+        const char *var; /* NULL: from the settings */
+    } parents[] = { { ph, &cfg->parent_http, "http", vh },
+                    { phs, &cfg->parent_https, "https", vhs } };
+    warn[0][0] = warn[1][0] = '\0';
     for (size_t i = 0; i < ARRAY_SIZE(parents); i++) {
         if (!parents[i].url || !*parents[i].url)
             continue;
         struct net_proxy_url u;
-        if (net_proxy_url_parse(parents[i].url, &u, why) < 0) {
+        const char *url = parents[i].url;
+        char trimmed[1024] = { 0 };
+        if (!set && strncasecmp(url, "http://", 7) == 0) {
+            /* curl and Go ignore a path after the proxy's host. */
+            size_t alen = strcspn(url + 7, "/?#");
+            snprintf(trimmed, sizeof(trimmed), "%.*s", (int)(7 + alen), url);
+            url = trimmed;
+        }
+        int r = net_proxy_url_parse(url, &u, why);
+        explicit_bzero(trimmed, sizeof(trimmed));
+        if (r < 0 && set) {
             *what = parents[i].what;
             return -1;
+        }
+        if (r < 0) {
+            /* The caller's environment asks for a proxy cordon cannot speak
+             * to: refuse what would need it rather than going direct
+             * around it (README, "Parent proxy"). */
+            char shown[200];
+            net_proxy_url_redact(parents[i].url, shown, sizeof(shown));
+            parents[i].hop->set = true;
+            parents[i].hop->unusable = true;
+            snprintf(parents[i].hop->why, sizeof(parents[i].hop->why),
+                     "the upstream proxy in %s cannot be used: %s", parents[i].var, *why);
+            snprintf(warn[i], sizeof(warn[i]),
+                     "%s=%s: %s; %s connections that would go through it are refused "
+                     "(unset the variable, or set network.parentProxy)",
+                     parents[i].var, shown, *why, i == 0 ? "plain HTTP" : "CONNECT and SOCKS");
+            continue;
         }
         parents[i].hop->set = true;
         snprintf(parents[i].hop->host, sizeof(parents[i].hop->host), "%s", u.host);

@@ -35,6 +35,11 @@ enum proxy_listener_kind {
  * (HTTP, by host and port) or srt's mitmProxy (a unix socket). */
 struct proxy_hop {
     bool set;
+    /* A parent proxy from the environment that cordon cannot use (https://,
+     * socks5://): connections that would go through it are refused with
+     * why, never sent direct. */
+    bool unusable;
+    char why[300];
     bool unix_socket;
     char host[256];        /* parent: canonical host */
     uint16_t port;
@@ -114,9 +119,15 @@ void proxy_free(struct proxy *px);
 /* network.parentProxy, or else this process's own proxy variables (as srt):
  * fills cfg's parent hops and sets *no_proxy to the list hosts bypass them
  * by (NULL: none; the caller parses it into storage of its own). -1 with
- * *what ("http", "https") and *why when a URL does not parse. */
+ * *what ("http", "https") and *why when a URL of the settings does not
+ * parse. A variable cordon cannot use (an https:// or socks5:// proxy) is
+ * not an error: its hop is marked unusable (connections that need it are
+ * refused) and warn[i] (i = 0 http, 1 https) says which variable and why,
+ * for the caller to print once; empty when all is well. A path after an
+ * http:// variable's host is ignored, as curl and Go do. */
 int proxy_parents_from_policy(struct proxy_config *cfg, const cordon_policy *p,
-                              const char **no_proxy, const char **what, const char **why);
+                              const char **no_proxy, const char **what, const char **why,
+                              char warn[2][400]);
 
 /* Live update (--control-fd): the host-level rules for the next connection
  * and the next request. The old ones must stay valid until the proxy is

@@ -278,11 +278,15 @@ static int start_proxy(struct run *run, int http_fd, int socks_fd)
         .external_socks_port = p->net.socks_proxy_port,
     };
     const char *np = NULL, *what = NULL, *why = NULL;
-    if (proxy_parents_from_policy(&cfg, p, &np, &what, &why) < 0) {
+    char warn[2][400];
+    if (proxy_parents_from_policy(&cfg, p, &np, &what, &why, warn) < 0) {
         close(http_fd);
         close(socks_fd);
         return cordon_err_set(run->err, EINVAL, "upstream %s proxy: %s", what, why);
     }
+    for (int i = 0; i < 2; i++)
+        if (warn[i][0])
+            log_line(run->opts, CORDON_LOG_WARN, warn[i]);
     if (np && net_noproxy_parse(np, &run->no_proxy) == 0)
         cfg.no_proxy = &run->no_proxy;
     if (run->ca) {

@@ -87,3 +87,87 @@ def test_dev_stderr_reopens_the_callers_terminal(sb):
     out = p.stdout.replace("\r", "")
     assert p.returncode == 0, out + p.stderr
     assert out == "e\no\ntty\n", out
+
+
+# ---------------------------------------------------------------------------
+# 2. a parent proxy from the caller's environment that cordon cannot use
+
+import http.server  # noqa: E402
+import threading  # noqa: E402
+
+
+@pytest.fixture
+def loopback_http():
+    """An HTTP server on the host's 127.0.0.1 that answers every GET with
+    "via-parent PATH" (so it serves as a parent proxy and as a server)."""
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            b = ("via-parent %s\n" % self.path).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(b)))
+            self.end_headers()
+            self.wfile.write(b)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+CURL = 'curl --noproxy "" -sS -m5 -o /dev/null -w "%{http_code}\\n" '
+
+
+@pytest.mark.parametrize("var,url", [
+    ("HTTPS_PROXY", "https://alice:s3cret@proxy.invalid:443"),
+    ("https_proxy", "socks5://proxy.invalid:1080"),
+    ("HTTP_PROXY", "https://proxy.invalid"),
+])
+def test_unusable_env_parent_proxy_does_not_stop_runs(sb, var, url):
+    p = sb.sh("echo ran", env={var: url})
+    assert (p.returncode, p.stdout) == (0, "ran\n"), p.stderr
+    warn = [l for l in p.stderr.splitlines() if l.startswith("cordon: warning: ")]
+    assert len(warn) == 1, p.stderr
+    assert var + "=" in warn[0] and "proxy.invalid" in warn[0], warn
+    assert "s3cret" not in p.stderr and "alice" not in p.stderr
+
+
+def test_unusable_env_parent_proxy_refuses_what_needs_it(sb, loopback_http):
+    """CONNECT would need the https:// parent: refused (502, audited), never
+    sent direct around it; plain HTTP (no HTTP_PROXY) still works."""
+    port = loopback_http
+    audit = os.path.join(sb.home, "a.jsonl")
+    p = sb.sh(CURL + "-p -x http://127.0.0.1:3128 http://127.0.0.1:%d/t; " % port +
+              CURL + "http://127.0.0.1:%d/p; exit 0" % port,
+              "--allow-domain", "127.0.0.1:%d" % port, "--audit", audit,
+              env={"HTTPS_PROXY": "https://proxy.invalid:443"})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["000", "200"], (p.stdout, p.stderr)
+    assert "CONNECT tunnel failed, response 502" in p.stderr
+    import json
+    recs = [json.loads(l) for l in open(audit)]
+    conn = [r for r in recs if r["event"] == "net.connect" and r.get("reason")]
+    assert any("HTTPS_PROXY" in r["reason"] and "cannot be used" in r["reason"] for r in conn), recs
+
+
+def test_env_parent_proxy_path_is_ignored(sb, loopback_http):
+    """http://host:port/path in HTTP_PROXY: used, as curl and Go use it."""
+    p = sb.sh('curl --noproxy "" -sS -m5 http://example.test/x', "--allow-domain", "example.test",
+              env={"HTTP_PROXY": "http://127.0.0.1:%d/some/path" % loopback_http})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "via-parent http://example.test:80/x\n"
+    assert "warning" not in p.stderr
+
+
+def test_settings_parent_proxy_error_names_file_pointer_and_value(sb):
+    s = sb.settings({"network": {"allowedDomains": [],
+                                 "parentProxy": {"https": "https://bob:pw9@proxy.invalid:443"}}})
+    p = sb.sh("echo ran", "-s", s)
+    assert p.returncode == 125 and p.stdout == ""
+    assert p.stderr.startswith("cordon: %s: /network/parentProxy/https: "
+                               "\"https://<credentials>@proxy.invalid:443\": " % s), p.stderr
+    assert "pw9" not in p.stderr
