@@ -124,7 +124,10 @@ struct cordon_run_opts {
      * one per line; the network host rules of each take effect for the next
      * connection; a line that changes anything else is refused with a
      * notice (log). The fd is read, never closed, and never enters the
-     * sandbox. */
+     * sandbox. It must be 3 or more and readable (else EINVAL / EBADF, the
+     * command never runs). If it reaches EOF before its first line, the
+     * command is ended (SIGTERM, SIGKILL after 2 s) and cordon_run fails
+     * with -EPIPE: the one failure after which the command did run. */
     bool control_enabled;
     int control_fd;
 };

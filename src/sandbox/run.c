@@ -93,6 +93,8 @@ struct run {
     size_t ctl_len;
     unsigned ctl_line;
     bool ctl_file;               /* a regular file: read whole, applied at the start */
+    uv_timer_t ctl_timer;        /* SIGKILL 2 s after an early end of the channel */
+    bool ctl_timer_active;
 };
 
 static int write_proc(pid_t pid, const char *name, const char *s)
@@ -216,6 +218,38 @@ static void control_line(struct run *run, char *line)
                          "deniedDomains", dl));
 }
 
+#define CONTROL_EARLY_EOF "--control-fd: the control channel closed before delivering any " \
+                          "line"
+
+static void on_control_kill(uv_timer_t *t)
+{
+    struct run *run = t->data;
+    if (!run->have_exit)
+        kill(run->pid, SIGKILL); /* init, and with it the whole pid namespace */
+}
+
+/* The channel ended before its first line (the controller died): as srt,
+ * the command is ended, SIGTERM then SIGKILL after 2 s, and the run fails
+ * (exit 125: the status the command then has is not its own verdict). */
+static void control_closed_early(struct run *run)
+{
+    if (!run->have_error) {
+        run->have_error = true;
+        run->r = cordon_err_set(run->err, EPIPE, CONTROL_EARLY_EOF "; the command was ended "
+                                                 "(SIGTERM, then SIGKILL after 2 s)");
+    }
+    if (run->have_exit)
+        return;
+    kill(run->pid, SIGTERM); /* init passes it to the command */
+    if (uv_timer_init(&run->loop, &run->ctl_timer) == 0) {
+        run->ctl_timer.data = run;
+        run->ctl_timer_active = true;
+        uv_timer_start(&run->ctl_timer, on_control_kill, 2000, 0);
+    } else {
+        kill(run->pid, SIGKILL);
+    }
+}
+
 static void on_control(uv_poll_t *h, int status, int events)
 {
     struct run *run = h->data;
@@ -227,6 +261,10 @@ static void on_control(uv_poll_t *h, int status, int events)
     if (r <= 0) {
         /* EOF: no more updates; the rules in force stay. */
         uv_poll_stop(&run->ctl_poll);
+        if (run->ctl_line == 0 && run->ctl_len == 0) {
+            control_closed_early(run);
+            return;
+        }
         if (run->ctl_len) {
             run->ctl_buf[run->ctl_len] = '\0';
             control_line(run, run->ctl_buf);
@@ -365,6 +403,10 @@ static void stop_everything(struct run *run)
     if (run->ctl_active) {
         uv_close((uv_handle_t *)&run->ctl_poll, NULL);
         run->ctl_active = false;
+    }
+    if (run->ctl_timer_active) {
+        uv_close((uv_handle_t *)&run->ctl_timer, NULL);
+        run->ctl_timer_active = false;
     }
     if (run->resolver) {
         resolver_free(run->resolver);
@@ -625,6 +667,21 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
     int r = stdio_check(err);
     if (r < 0)
         return r;
+    if (opts->control_enabled && opts->control_fd >= 0) {
+        /* srt refuses these too: 0-2 are the command's stdio, and a channel
+         * that cannot be read would read as "closed before any line". */
+        int fl = fcntl(opts->control_fd, F_GETFL);
+        struct stat st;
+        if (opts->control_fd < 3)
+            return cordon_err_set(err, EINVAL, "--control-fd %d: must be 3 or more (0, 1 and 2 "
+                                  "are the command's stdin, stdout and stderr)", opts->control_fd);
+        if (fl < 0 || fstat(opts->control_fd, &st) < 0)
+            return cordon_err_set(err, EBADF, "--control-fd %d: not an open file descriptor",
+                                  opts->control_fd);
+        if ((fl & O_PATH) || (fl & O_ACCMODE) == O_WRONLY || S_ISDIR(st.st_mode))
+            return cordon_err_set(err, EBADF, "--control-fd %d: not open for reading",
+                                  opts->control_fd);
+    }
 
     _cleanup_free_ char *cwd = NULL;
     if (opts->cwd) {
@@ -834,6 +891,11 @@ int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsi
                 run.ctl_len += (size_t)k;
             }
             run.ctl_file = true; /* applied once run.start is recorded */
+            if (run.ctl_len == 0) {
+                /* Nothing to deliver, ever: refused before the command runs. */
+                r = cordon_err_set(err, EPIPE, CONTROL_EARLY_EOF " (an empty file)");
+                goto out;
+            }
         }
     }
 

@@ -171,3 +171,97 @@ def test_settings_parent_proxy_error_names_file_pointer_and_value(sb):
     assert p.stderr.startswith("cordon: %s: /network/parentProxy/https: "
                                "\"https://<credentials>@proxy.invalid:443\": " % s), p.stderr
     assert "pw9" not in p.stderr
+
+
+# ---------------------------------------------------------------------------
+# 3. --control-fd: a bad descriptor, and a channel that ends before any line
+
+import time  # noqa: E402
+
+
+@pytest.mark.parametrize("how", ["stdout", "write-only", "directory", "empty-file"])
+def test_bad_control_fd_is_refused_before_anything_runs(sb, how):
+    fds = []
+    if how == "stdout":
+        fd = 1
+    elif how == "write-only":
+        fd = os.open(sb.path("outside", "ctl"), os.O_WRONLY | os.O_CREAT, 0o644)
+    elif how == "directory":
+        fd = os.open(sb.outside, os.O_RDONLY | os.O_DIRECTORY)
+    else:
+        fd = os.open(sb.write("outside/empty.ctl", ""), os.O_RDONLY)
+    if fd > 2:
+        fds.append(fd)
+    try:
+        p = sb.sh("touch ran", "--control-fd", str(fd), pass_fds=tuple(fds))
+    finally:
+        for f in fds:
+            os.close(f)
+    assert p.returncode == 125 and p.stdout == ""
+    want = {"stdout": "--control-fd 1: must be 3 or more",
+            "write-only": "--control-fd %d: not open for reading" % fd,
+            "directory": "--control-fd %d: not open for reading" % fd,
+            "empty-file": "--control-fd: the control channel closed before delivering any line"}
+    assert p.stderr.startswith("cordon: " + want[how]), p.stderr
+    assert len(p.stderr.splitlines()) == 1, p.stderr
+    assert not os.path.exists(os.path.join(sb.ws, "ran"))
+
+
+def _control_closed_early(sb, script):
+    r, w = os.pipe()
+    t0 = time.monotonic()
+    with open(sb.path("outside", "out.txt"), "w") as out:
+        p = subprocess.Popen(sb.argv(["--control-fd", str(r), "--", "/bin/sh", "-c", script]),
+                             cwd=sb.ws, env=sb.env(), stdout=out, stderr=subprocess.PIPE,
+                             text=True, pass_fds=(r,))
+    os.close(r)
+    # the command is up (it wrote its pid file) before the channel ends
+    assert wait_for_file(os.path.join(sb.ws, "up"))
+    os.close(w)
+    try:
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    return p.returncode, err, time.monotonic() - t0, open(sb.path("outside", "out.txt")).read()
+
+
+def wait_for_file(path, timeout=10):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if os.path.exists(path):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_control_channel_closed_before_any_line_ends_the_command(sb):
+    rc, err, took, out = _control_closed_early(
+        sb, 'trap "echo got-TERM; exit 9" TERM; touch up; while :; do sleep 0.05; done')
+    assert rc == 125
+    assert out == "got-TERM\n"
+    assert err == ("cordon: --control-fd: the control channel closed before delivering any "
+                   "line; the command was ended (SIGTERM, then SIGKILL after 2 s)\n"), err
+    assert took < 10
+
+
+def test_control_channel_closed_early_sigkill_after_two_seconds(sb):
+    rc, err, took, out = _control_closed_early(
+        sb, 'trap "echo ignored-TERM" TERM; touch up; while :; do sleep 0.05; done; echo never')
+    assert rc == 125
+    assert out == "ignored-TERM\n"
+    assert "never" not in out
+    assert 2 <= took < 10, took
+
+
+def test_control_channel_closed_after_a_line_keeps_the_command(sb):
+    r, w = os.pipe()
+    p = subprocess.Popen(sb.argv(["--control-fd", str(r), "--", "/bin/sh", "-c",
+                                  "touch up; sleep 0.5; echo done"]),
+                         cwd=sb.ws, env=sb.env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, pass_fds=(r,))
+    os.close(r)
+    os.write(w, b"\n")
+    os.close(w)
+    out, err = p.communicate(timeout=30)
+    assert (p.returncode, out) == (0, "done\n"), err
