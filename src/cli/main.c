@@ -38,7 +38,7 @@ static const char usage_text[] =
     "  -s, --settings FILE    srt-compatible settings file. Default:\n"
     "                         $XDG_CONFIG_HOME/cordon/settings.json, then\n"
     "                         ~/.srt-settings.json, then the embedded default policy\n"
-    "  -c STRING              run STRING with /bin/sh -c\n"
+    "  -c STRING              run STRING with bash -c (/bin/sh -c without /bin/bash)\n"
     "      --allow-write PATH add PATH to filesystem.allowWrite\n"
     "      --deny-write PATH  add PATH to filesystem.denyWrite\n"
     "      --allow-read PATH  add PATH to filesystem.allowRead\n"
@@ -406,7 +406,11 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    char *shell_argv[] = { "/bin/sh", "-c", (char *)shell, NULL };
+    /* srt runs -c with bash; so does cordon when the sandbox has /bin/bash
+     * (else /bin/sh: SANDBOX_SHELL_FALLBACK). */
+    char *shell_argv[] = { "/bin/bash", "-c", (char *)shell, NULL };
+    if (shell)
+        disabled |= SANDBOX_SHELL_FALLBACK;
     char **cmd = shell ? shell_argv : argv + optind;
     if (shell && optind < argc) {
         fprintf(stderr, "cordon: -c takes the whole command as one string; unexpected "

@@ -402,6 +402,11 @@ static void try_exec(const struct sandbox_plan *plan, const char *path)
 
 __attribute__((noreturn)) static void exec_command(const struct sandbox_plan *plan)
 {
+    if (plan->disabled & SANDBOX_SHELL_FALLBACK) {
+        /* -c: srt runs the string with bash; /bin/sh where there is none. */
+        execve(plan->argv[1], plan->argv + 1, plan->envp);
+        plan->argv[1] = (char *)"/bin/sh";
+    }
     const char *file = plan->argv[1];
     int saved = ENOENT;
     bool eacces = false;

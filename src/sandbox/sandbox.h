@@ -139,7 +139,13 @@ int stdio_confine(int keep[3], char *err, size_t errlen);
 /* Give the originals the replacements' offsets (the command has ended). */
 void stdio_sync(const int keep[3]);
 
-/* cordon_run() with layers switched off (test builds; see harden.h). */
+/* Not a layer: set by the CLI's -c, whose argv is {"/bin/bash", "-c", s}.
+ * When /bin/bash cannot be executed in the sandbox's view (absent, hidden
+ * by denyRead), the command is /bin/sh instead (init.c, exec_command). */
+#define SANDBOX_SHELL_FALLBACK (1u << 31)
+
+/* cordon_run() with layers switched off (test builds; see harden.h), and
+ * SANDBOX_SHELL_FALLBACK. */
 int sandbox_run(const cordon_policy *p, const struct cordon_run_opts *opts, unsigned disabled,
                 int *exit_status, struct cordon_error *err);
 

@@ -247,19 +247,20 @@ def test_agent_shell_runs_shell_strings_like_srt(sb):
                input="hello\n")
     assert (p.returncode, p.stdout, p.stderr) == (3, "GOT:HELLO\n", "")
     p = sb.run("--settings", s, "-c", "echo made > made.txt && cat made.txt && echo $0")
-    assert (p.returncode, p.stdout) == (0, "made\n/bin/sh\n"), p.stderr
+    assert (p.returncode, p.stdout) == (0, "made\n/bin/bash\n"), p.stderr
     with open(os.path.join(sb.ws, "made.txt")) as f:
         assert f.read() == "made\n"
 
 
 def test_agent_shell_boundaries(sb):
+    # -c runs bash, whose failed redirection is status 1 (dash's is 2)
     s = agent_settings(sb)
     sb.write("home/ws/.mcp.json", '{"mcpServers": {}}\n')
     p = sb.run("--settings", s, "-c", "echo x > ../outside.txt")
-    assert p.returncode == 2 and "Read-only file system" in p.stderr, p.stderr
+    assert p.returncode == 1 and "Read-only file system" in p.stderr, p.stderr
     assert not os.path.exists(sb.path("home/outside.txt"))
     p = sb.run("--settings", s, "-c", 'echo \'{"mcpServers": {"evil": {}}}\' > .mcp.json')
-    assert p.returncode == 2 and "Read-only file system" in p.stderr, p.stderr
+    assert p.returncode == 1 and "Read-only file system" in p.stderr, p.stderr
     with open(sb.path("home/ws/.mcp.json")) as f:
         assert f.read() == '{"mcpServers": {}}\n'
     p = sb.run("--settings", s, "-c", "cat ~/.ssh/id_ed25519")
@@ -287,7 +288,7 @@ def test_agent_shell_wrapper(sb):
         argv = sb.argv([])[:-1] + [wrapper] + args + ["echo via-wrapper; echo $0; touch w.txt"]
         p = subprocess.run(argv, cwd=sb.ws, env=env, capture_output=True, text=True, timeout=60)
         no_sanitizer_reports(p.stderr)
-        assert (p.returncode, p.stdout, p.stderr) == (0, "via-wrapper\n/bin/sh\n", ""), args
+        assert (p.returncode, p.stdout, p.stderr) == (0, "via-wrapper\n/bin/bash\n", ""), args
     assert os.path.exists(os.path.join(sb.ws, "w.txt"))
     argv = sb.argv([])[:-1] + [wrapper, "-c", "cat ~/.ssh/id_ed25519"]
     p = subprocess.run(argv, cwd=sb.ws, env=env, capture_output=True, text=True, timeout=60)

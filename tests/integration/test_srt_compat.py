@@ -265,3 +265,22 @@ def test_control_channel_closed_after_a_line_keeps_the_command(sb):
     os.close(w)
     out, err = p.communicate(timeout=30)
     assert (p.returncode, out) == (0, "done\n"), err
+
+
+# ---------------------------------------------------------------------------
+# 4. -c runs bash, as srt; argv after -- is executed directly
+
+def test_dash_c_runs_bash(sb):
+    p = sb.run("-c", 'echo ${BASH_VERSION:+bash}; [[ 1 == 1 ]] && echo ok; echo $0')
+    assert (p.returncode, p.stdout, p.stderr) == (0, "bash\nok\n/bin/bash\n", "")
+
+
+def test_dash_c_falls_back_to_sh_without_bash_in_the_view(sb):
+    p = sb.run("--deny-read", "/usr/bin/bash", "--deny-read", "/bin/bash",
+               "-c", 'echo "[${BASH_VERSION:-}]"; echo $0; [ 1 = 1 ] && echo ok')
+    assert (p.returncode, p.stdout) == (0, "[]\n/bin/sh\nok\n"), p.stderr
+
+
+def test_argv_after_dashdash_is_not_reparsed_by_a_shell(sb):
+    p = sb.run("--", "echo", "$HOME", "a  b", "'q'")
+    assert (p.returncode, p.stdout) == (0, "$HOME a  b 'q'\n")
