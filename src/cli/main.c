@@ -292,7 +292,7 @@ int main(int argc, char **argv)
         return CORDON_EXIT_FAILURE;
     }
     const char *srt_debug = getenv("SRT_DEBUG");
-    if (srt_debug && strcmp(srt_debug, "true") == 0)
+    if (srt_debug && *srt_debug) /* srt: any non-empty value */
         g_debug = true;
 
     opterr = 0;

@@ -814,7 +814,7 @@ int cli_proxy_main(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     }
     const char *srt_debug = getenv("SRT_DEBUG");
-    if (o.debug || (srt_debug && strcmp(srt_debug, "true") == 0))
+    if (o.debug || (srt_debug && *srt_debug)) /* srt: any non-empty value */
         o.debug = true;
     struct proxy_run *run = calloc(1, sizeof(*run));
     if (!run) {

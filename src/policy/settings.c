@@ -139,6 +139,45 @@ static int want(struct ctx *c, const json_t *v, json_type t, const char *what)
     return 0;
 }
 
+/* An integral JSON number: an integer, or a real with no fractional part
+ * (3.0, 1e1), which srt accepts (JavaScript has one number type). Exact
+ * only up to 2^53, like JavaScript's safe integers. */
+static bool integral(const json_t *v, json_int_t *out)
+{
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return true;
+    }
+    if (!json_is_real(v))
+        return false;
+    double d = json_real_value(v);
+    if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0) || d != (double)(json_int_t)d)
+        return false;
+    *out = (json_int_t)d;
+    return true;
+}
+
+/* An integral number from lo to hi; the error says what was expected and,
+ * for another type, what was found ("got a string" for "8080"). */
+static int want_int(struct ctx *c, const json_t *v, json_int_t lo, json_int_t hi,
+                    const char *what, json_int_t *out)
+{
+    json_int_t n;
+    if (!integral(v, &n)) {
+        if (json_is_real(v))
+            fail(c, EINVAL, "expected %s, got %g", what, json_real_value(v));
+        else
+            fail(c, EINVAL, "expected %s, got %s", what, type_name(v));
+        return -EINVAL;
+    }
+    if (n < lo || n > hi) {
+        fail(c, EINVAL, "expected %s, got %" JSON_INTEGER_FORMAT, what, n);
+        return -EINVAL;
+    }
+    *out = n;
+    return 0;
+}
+
 /* A string without embedded NUL bytes (JSON allows \u0000). */
 static int want_string(struct ctx *c, const json_t *v, const char **out)
 {
@@ -433,9 +472,10 @@ static int net_default_ports(struct ctx *c, json_t *v)
     json_t *e;
     json_array_foreach(v, i, e) {
         size_t old = ptr_push_index(c, i);
-        if (!json_is_integer(e) || json_integer_value(e) < 1 || json_integer_value(e) > 65535)
-            return fail(c, EINVAL, "expected a port from 1 to 65535");
-        rules->default_ports[rules->ndefault++] = (uint16_t)json_integer_value(e);
+        json_int_t n;
+        if (want_int(c, e, 1, 65535, "a port from 1 to 65535", &n) < 0)
+            return -EINVAL;
+        rules->default_ports[rules->ndefault++] = (uint16_t)n;
         ptr_pop(c, old);
     }
     c->p->net.default_ports_set = true;
@@ -634,9 +674,10 @@ static int net_mitm(struct ctx *c, json_t *v)
 
 static int port_value(struct ctx *c, json_t *v, uint16_t *out)
 {
-    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
-        return fail(c, EINVAL, "expected a port from 1 to 65535");
-    *out = (uint16_t)json_integer_value(v);
+    json_int_t n;
+    if (want_int(c, v, 1, 65535, "a port from 1 to 65535", &n) < 0)
+        return -EINVAL;
+    *out = (uint16_t)n;
     return 0;
 }
 
@@ -662,9 +703,12 @@ static int abs_path(struct ctx *c, json_t *v, char **out)
 
 static int int_range(struct ctx *c, json_t *v, int lo, int hi, int *out)
 {
-    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-        return fail(c, EINVAL, "expected an integer from %d to %d", lo, hi);
-    *out = (int)json_integer_value(v);
+    char what[64];
+    snprintf(what, sizeof(what), "an integer from %d to %d", lo, hi);
+    json_int_t n;
+    if (want_int(c, v, lo, hi, what, &n) < 0)
+        return -EINVAL;
+    *out = (int)n;
     return 0;
 }
 
@@ -964,9 +1008,10 @@ static int rule_patterns(struct ctx *c, json_t *v, struct req_pattern **out, siz
 
 static int rule_bytes(struct ctx *c, json_t *v, uint64_t *out)
 {
-    if (!json_is_integer(v) || json_integer_value(v) < 1)
-        return fail(c, EINVAL, "expected a positive number of bytes");
-    *out = (uint64_t)json_integer_value(v);
+    json_int_t n;
+    if (want_int(c, v, 1, LLONG_MAX, "a positive number of bytes", &n) < 0)
+        return -EINVAL;
+    *out = (uint64_t)n;
     return 0;
 }
 
@@ -1518,12 +1563,9 @@ static int top_nested_userns(struct ctx *c, json_t *v)
 
 static int top_depth(struct ctx *c, json_t *v)
 {
-    int r = want(c, v, JSON_INTEGER, "an integer from 1 to 10");
-    if (r < 0)
-        return r;
-    json_int_t d = json_integer_value(v);
-    if (d < 1 || d > 10)
-        return fail(c, EINVAL, "expected an integer from 1 to 10, got %" JSON_INTEGER_FORMAT, d);
+    json_int_t d;
+    if (want_int(c, v, 1, 10, "an integer from 1 to 10", &d) < 0)
+        return -EINVAL;
     c->p->mandatory_deny_search_depth = (int)d;
     return 0;
 }
@@ -1593,6 +1635,7 @@ static int top_limits(struct ctx *c, json_t *v)
         return r;
     const char *k;
     json_t *e;
+    json_int_t lim;
     json_object_foreach(v, k, e) {
         size_t old = ptr_push_key(c, k);
         int idx = -1;
@@ -1604,9 +1647,9 @@ static int top_limits(struct ctx *c, json_t *v)
         if (json_is_string(e) && strcmp(json_string_value(e), "unlimited") == 0) {
             c->p->limits[idx].set = true;
             c->p->limits[idx].value = ~0ULL;
-        } else if (json_is_integer(e) && json_integer_value(e) > 0) {
+        } else if (integral(e, &lim) && lim > 0) {
             c->p->limits[idx].set = true;
-            c->p->limits[idx].value = (unsigned long long)json_integer_value(e);
+            c->p->limits[idx].value = (unsigned long long)lim;
         } else {
             return fail(c, EINVAL, "expected a positive integer or \"unlimited\"");
         }

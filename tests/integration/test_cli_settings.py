@@ -111,6 +111,16 @@ BAD = [
     ('{"filesystem": {"denyRead": ["/x\\u0000y"]}}', ":1:40: invalid JSON", "\\u0000"),
     ('{"filesystem": {"disabled": "yes"}}', "/filesystem/disabled", "expected a boolean"),
     ('{"mandatoryDenySearchDepth": 0}', "/mandatoryDenySearchDepth", "1 to 10"),
+    ('{"mandatoryDenySearchDepth": 3.5}', "/mandatoryDenySearchDepth",
+     "expected an integer from 1 to 10, got 3.5"),
+    ('{"mandatoryDenySearchDepth": "3"}', "/mandatoryDenySearchDepth",
+     "expected an integer from 1 to 10, got a string"),
+    ('{"network": {"httpProxyPort": "8080"}}', "/network/httpProxyPort",
+     "expected a port from 1 to 65535, got a string"),
+    ('{"network": {"defaultPorts": [443, "80"]}}', "/network/defaultPorts/1",
+     "expected a port from 1 to 65535, got a string"),
+    ('{"network": {"socksProxyPort": 1e6}}', "/network/socksProxyPort",
+     "expected a port from 1 to 65535, got 1000000"),
     ('["filesystem"]', "must be a JSON object", "got an array"),
     # srt keys that would change Linux policy and are not implemented
     ('{"credentials": {"GITHUB_TOKEN": {"hosts": ["api.github.com"]}}}',
@@ -134,6 +144,24 @@ def test_bad_settings_are_refused(sb, text, pointer, problem):
     s = sb.write("bad.json", text)
     p = run_marked(sb, "-s", s)
     assert_refused(sb, p, "cordon: %s" % s, pointer, problem)
+
+
+def test_integral_reals_are_integers_as_in_srt(sb):
+    """srt (JavaScript) has one number type: 3.0 and 1e1 are integers."""
+    s = sb.settings({"mandatoryDenySearchDepth": 3.0,
+                     "network": {"allowedDomains": [], "defaultPorts": [443.0, 8e1],
+                                 "httpProxyPort": 8080.0},
+                     "limits": {"nproc": 1e3}})
+    p = sb.run("-s", s, "--print-policy")
+    assert p.returncode == 0, p.stderr
+    pol = json.loads(p.stdout)
+    assert pol["mandatoryDenySearchDepth"] == 3
+    assert pol["network"]["defaultPorts"] == [443, 80]
+    assert pol["network"]["httpProxyPort"] == 8080
+    assert pol["limits"]["nproc"] == 1000
+    s = sb.settings({"mandatoryDenySearchDepth": 1e1}, name="ten.json")
+    p = sb.run("-s", s, "--print-policy")
+    assert p.returncode == 0 and json.loads(p.stdout)["mandatoryDenySearchDepth"] == 10
 
 
 def test_duplicate_keys_are_refused(sb):
@@ -301,7 +329,12 @@ def test_other_platform_keys_are_accepted_and_noted_under_debug(sb):
     assert p.returncode == 0 and p.stdout == RAN + "\n"
     assert p.stderr == ""  # quiet without --debug
     os.unlink(sb.ws + "/ran-marker")
-    for opts, env in ((("-d", "-s", s), None), (("-s", s), {"SRT_DEBUG": "true"})):
+    p = run_marked(sb, "-s", s, env={"SRT_DEBUG": ""})  # empty: off, as in srt
+    assert p.returncode == 0 and p.stderr == ""
+    os.unlink(sb.ws + "/ran-marker")
+    # srt: SRT_DEBUG set to any non-empty value turns debugging on
+    for opts, env in ((("-d", "-s", s), None), (("-s", s), {"SRT_DEBUG": "true"}),
+                      (("-s", s), {"SRT_DEBUG": "1"}), (("-s", s), {"SRT_DEBUG": "yes"})):
         p = run_marked(sb, *opts, env=env)
         assert p.returncode == 0 and p.stdout == RAN + "\n"
         notes = [line for line in p.stderr.splitlines() if ": ignored: " in line]
