@@ -284,3 +284,19 @@ def test_dash_c_falls_back_to_sh_without_bash_in_the_view(sb):
 def test_argv_after_dashdash_is_not_reparsed_by_a_shell(sb):
     p = sb.run("--", "echo", "$HOME", "a  b", "'q'")
     assert (p.returncode, p.stdout) == (0, "$HOME a  b 'q'\n")
+
+
+# ---------------------------------------------------------------------------
+# 6. deliberate differences the migration table lists
+
+def test_deny_read_covering_the_working_directory_is_refused(sb):
+    s = sb.settings({"filesystem": {"denyRead": [sb.home]}})
+    p = sb.sh("touch /tmp/x; echo ran", "-s", s)
+    assert (p.returncode, p.stdout) == (125, ""), p.stderr
+    assert p.stderr == ("cordon: sandbox setup failed: the working directory %s is not visible "
+                        "in the sandbox (is it under a denyRead path?): No such file or "
+                        "directory\n" % sb.ws), p.stderr
+    # re-opened by allowWrite: runs
+    s = sb.settings({"filesystem": {"denyRead": [sb.home], "allowWrite": ["."]}}, name="ok.json")
+    p = sb.sh("echo ran", "-s", s)
+    assert (p.returncode, p.stdout) == (0, "ran\n"), p.stderr
