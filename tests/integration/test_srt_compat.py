@@ -300,3 +300,17 @@ def test_deny_read_covering_the_working_directory_is_refused(sb):
     s = sb.settings({"filesystem": {"denyRead": [sb.home], "allowWrite": ["."]}}, name="ok.json")
     p = sb.sh("echo ran", "-s", s)
     assert (p.returncode, p.stdout) == (0, "ran\n"), p.stderr
+
+
+# ---------------------------------------------------------------------------
+# 7. localhost:PORT in allowedDomains vs network.hostPorts (documented)
+
+def test_localhost_entry_does_not_reach_the_host_but_host_ports_do(sb, loopback_http):
+    port = loopback_http
+    s = sb.settings({"network": {"allowedDomains": ["localhost:%d" % port]}})
+    p = sb.sh(CURL + "-x http://127.0.0.1:3128 http://localhost:%d/" % port, "-s", s)
+    assert p.stdout == "403\n", p.stderr
+    assert "localhost resolves to a loopback address" in (p.summary or ""), p.summary
+    s = sb.settings({"network": {"allowedDomains": [], "hostPorts": [port]}}, name="hp.json")
+    p = sb.sh('curl -sS -m5 http://localhost:%d/x' % port, "-s", s)
+    assert (p.returncode, p.stdout) == (0, "via-parent /x\n"), p.stderr
