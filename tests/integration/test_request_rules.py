@@ -1204,9 +1204,9 @@ SETTINGS_ERRORS = [
      "unknown key in a request rule (expected host, allow, deny, maxRequestBytes, "
      "maxSessionBytes)"),
     ({"host": API, "maxRequestBytes": 0}, "/network/requestRules/0/maxRequestBytes",
-     "expected a positive number of bytes"),
+     "expected a positive number of bytes, got 0"),
     ({"host": API, "maxSessionBytes": "100"}, "/network/requestRules/0/maxSessionBytes",
-     "expected a positive number of bytes"),
+     "expected a positive number of bytes, got a string"),
 ]
 
 
