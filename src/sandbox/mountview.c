@@ -35,6 +35,7 @@ struct vctx {
     int denyfile;
     int devsrc[8];
     int exesrc;
+    int ttysrc; /* the caller's terminal, for /dev/console (-1: none) */
     char *err;
     size_t errlen;
     int code;
@@ -126,6 +127,42 @@ static bool same_file(int a, int b)
            sa.st_ino == sb.st_ino;
 }
 
+/* The caller's terminal at /dev/console, as bwrap --dev (and so srt) does:
+ * the command's descriptors 0-2 point into the host's devpts, which the
+ * sandbox's /dev does not show, so ttyname(3) (`tty`, `GPG_TTY=$(tty)`,
+ * os.ttyname) failed with ENODEV; its scan of /dev now finds the terminal
+ * there. The first of fd 0, 1, 2 that is a terminal and that its name leads
+ * back to (same device, inode and rdev, opened without following symlinks)
+ * is bound; none: no /dev/console. It grants nothing new: opening it is the
+ * same as reopening /proc/self/fd/N. The command still has no controlling
+ * terminal (init's setsid, srt's --new-session): the terminal is normally
+ * the caller session's, which the kernel does not hand to another session
+ * on open (tty_open_proc_set_tty), so /dev/tty stays ENXIO. */
+static void grab_console(struct vctx *c)
+{
+    c->ttysrc = -1;
+    for (int fd = 0; fd < 3; fd++) {
+        struct stat st, ps;
+        if (!isatty(fd) || fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode))
+            continue;
+        char link[32], path[256];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, path, sizeof(path) - 1);
+        if (n <= 0 || (size_t)n >= sizeof(path) - 1)
+            continue;
+        path[n] = '\0';
+        if (path[0] != '/')
+            continue;
+        _cleanup_close_ int pfd = openat2_path(AT_FDCWD, path, O_PATH | O_NOFOLLOW, SAFE_RESOLVE);
+        if (pfd < 0 || fstat(pfd, &ps) < 0 || !S_ISCHR(ps.st_mode) || ps.st_dev != st.st_dev ||
+            ps.st_ino != st.st_ino || ps.st_rdev != st.st_rdev)
+            continue;
+        c->ttysrc = open_tree(pfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (c->ttysrc >= 0)
+            return;
+    }
+}
+
 /* Phase 1, in the host's (private copy of the) tree: clone every host object
  * the view needs before anything shadows it. */
 static int grab_sources(struct vctx *c)
@@ -193,6 +230,7 @@ static int grab_sources(struct vctx *c)
         if (c->devsrc[k] < 0)
             return vfail(c, errno, "%s: cannot clone", p);
     }
+    grab_console(c);
     c->exesrc = -1;
     if (c->plan->exe_path) {
         _cleanup_close_ int pfd = openat2_path(AT_FDCWD, c->plan->exe_path, O_PATH | O_NOFOLLOW,
@@ -291,6 +329,12 @@ static int build_dev(struct vctx *c, int target)
             goto fail;
         close(f);
     }
+    if (c->ttysrc >= 0) {
+        int f = openat(m, "console", O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+        if (f < 0)
+            goto fail;
+        close(f);
+    }
     if (c->exesrc >= 0) {
         int f = openat(m, "cordon", O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0555);
         if (f < 0)
@@ -330,6 +374,11 @@ static int build_dev(struct vctx *c, int target)
             close(m);
             return vfail(c, e, "/dev/%s: cannot bind the host's device", dev_nodes[k]);
         }
+    }
+    if (c->ttysrc >= 0 && move_mount(c->ttysrc, "", m, "console", MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+        int e = errno;
+        close(m);
+        return vfail(c, e, "/dev/console: cannot bind the caller's terminal");
     }
     if (c->exesrc >= 0 && move_mount(c->exesrc, "", m, "cordon", MOVE_MOUNT_F_EMPTY_PATH) < 0) {
         int e = errno;
@@ -765,8 +814,8 @@ static int bind_resolv_conf(struct vctx *c)
 
 int mountview_build(const struct sandbox_plan *plan, int *scratch, char *err, size_t errlen)
 {
-    struct vctx c = { .plan = plan, .src = scratch, .root = -1, .denyfile = -1, .err = err,
-                      .errlen = errlen };
+    struct vctx c = { .plan = plan, .src = scratch, .root = -1, .denyfile = -1, .ttysrc = -1,
+                      .err = err, .errlen = errlen };
     for (size_t i = 0; i < plan->nops; i++)
         scratch[i] = -1;
 
@@ -831,5 +880,7 @@ int mountview_build(const struct sandbox_plan *plan, int *scratch, char *err, si
     close(c.denyfile);
     if (c.exesrc >= 0)
         close(c.exesrc);
+    if (c.ttysrc >= 0)
+        close(c.ttysrc);
     return 0;
 }

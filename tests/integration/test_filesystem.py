@@ -10,6 +10,7 @@ tree visible (read-only) and build the rules inside it.
 """
 import os
 import shutil
+import subprocess
 import tempfile
 
 import pytest
@@ -356,6 +357,8 @@ def test_tilde_and_relative_paths_in_settings(sb):
 
 # /dev/cordon is cordon's own binary, read-only, for helpers such as the ssh
 # ProxyCommand ("cordon connect").
+# /dev/console is the caller's terminal, only when stdin, stdout or stderr is
+# one (tests/integration/test_isolation.py).
 DEV_ENTRIES = ["cordon", "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr",
                "stdin", "stdout", "tty", "urandom", "zero"]
 
@@ -370,7 +373,7 @@ for n in sorted(os.listdir("/dev")):
            "f %o" % (st.st_mode & 0o7777) if stat.S_ISREG(st.st_mode) else "?"
     print(n, kind)
 print("pts:", sorted(os.listdir("/dev/pts")))
-''')
+''', stdin=subprocess.DEVNULL)  # a terminal on stdin would add /dev/console
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == [
         "cordon f 755", "fd l /proc/self/fd", "full c", "null c", "ptmx l pts/ptmx", "pts d", "random c",
@@ -520,7 +523,7 @@ print(sorted(int(d) for d in os.listdir("/proc") if d.isdigit()), os.getpid())
 print(open("/proc/1/cmdline", "rb").read().split(b"\0")[0].decode())
 '''
     p = shx(sb, 'echo disabled > "$1" && echo wrote && exec "$2" -c "$3"', target, PY, check,
-            opts=("-s", s))
+            opts=("-s", s), stdin=subprocess.DEVNULL)  # no terminal, no /dev/console
     assert p.returncode == 0, p.stderr
     assert p.stdout == "wrote\n%s\n[1, 2] 2\n%s\n" % (" ".join(DEV_ENTRIES), sb.bin)
     with open(target) as f:

@@ -326,6 +326,87 @@ def test_new_session_without_controlling_terminal(sb):
     assert p.stderr == "/bin/sh: 1: cannot open /dev/tty: No such device or address\n"
 
 
+TTY_CHECK = r"""
+import os
+for fd in (0, 1, 2):
+    try:
+        print(fd, os.ttyname(fd))
+    except OSError as e:
+        print(fd, e.strerror)
+st, ft = os.stat("/dev/console"), os.fstat(0)
+print("same", (st.st_dev, st.st_ino, st.st_rdev) == (ft.st_dev, ft.st_ino, ft.st_rdev))
+with open("/dev/console", "w") as f:
+    f.write("via console\n")
+"""
+
+
+def test_caller_terminal_is_dev_console(sb):
+    """srt (bwrap --dev) binds the caller's terminal at /dev/console, so
+    ttyname(3) finds the command's terminal (`tty`, GPG_TTY=$(tty)); without
+    it `tty` said "not a tty" and os.ttyname failed with ENODEV. script(1)
+    runs as the test's user, so the pty is that user's own."""
+    inner = "%s -- /bin/sh -c 'tty; exec %s -c \"$0\"' '%s'" % (
+        sb.bin, PY, TTY_CHECK.replace("'", "'\\''"))
+    p = subprocess.run(sb.argv_plain(["script", "-qec", inner, "/dev/null"]), cwd=sb.ws,
+                       env=sb.env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=60)
+    out = p.stdout.replace("\r\n", "\n")
+    assert p.returncode == 0, (out, p.stderr)
+    assert out == ("/dev/console\n0 /dev/console\n1 /dev/console\n2 /dev/console\n"
+                   "same True\nvia console\n"), p.stderr
+
+
+CONSOLE_ON_STDOUT = r"""
+import os
+try:
+    os.ttyname(0)
+except OSError as e:
+    print(0, e.strerror)
+print(1, os.ttyname(1))
+print(os.path.samestat(os.stat("/dev/console"), os.fstat(1)))
+try:
+    open("/dev/tty")
+except OSError as e:
+    print("tty", e.strerror)
+"""
+
+
+def test_dev_console_is_the_first_terminal_among_stdio(sb):
+    """stdin a pipe, stdout a pty: the pty (fd 1) is bound; still no
+    controlling terminal (/dev/tty is ENXIO)."""
+    master, slave = os.openpty()
+    try:
+        if sb.user == "user":
+            os.fchown(slave, sb.uid, sb.gid)
+        p = subprocess.run(sb.argv(["--", PY, "-c", CONSOLE_ON_STDOUT]), cwd=sb.ws,
+                           env=sb.env(), input=b"", stdout=slave, stderr=subprocess.PIPE,
+                           timeout=60)
+        os.close(slave)
+        slave = -1
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert p.returncode == 0, p.stderr
+    assert out.decode().replace("\r\n", "\n") == (
+        "0 Inappropriate ioctl for device\n1 /dev/console\nTrue\n"
+        "tty No such device or address\n")
+
+
+def test_no_terminal_no_dev_console(sb):
+    p = shx(sb, "tty; test -e /dev/console || echo absent", stdin=subprocess.DEVNULL)
+    assert p.stdout == "not a tty\nabsent\n", p.stderr
+
+
 # ---------------------------------------------------------------------------
 # namespaces
 
