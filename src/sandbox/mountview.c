@@ -267,7 +267,9 @@ static int grab_sources(struct vctx *c)
 
 /* Create the mount point for op inside its parent's tmpfs, returning an O_PATH
  * fd to it. Intermediate directories are traversable only (0111) inside a
- * read-denied directory, 0755 inside the private /tmp. */
+ * read-denied directory, 0755 inside the private /tmp. For OP_WAYPOINT the
+ * last component is a symlink (it must not exist yet) or a directory like
+ * the intermediate ones. */
 static int make_mountpoint(struct vctx *c, const struct mount_op *op)
 {
     const struct mount_op *parent = &c->plan->ops[op->parent];
@@ -291,8 +293,15 @@ static int make_mountpoint(struct vctx *c, const struct mount_op *op)
         comp[len] = '\0';
         bool last = end == NULL;
         int r;
-        if (!last || op->is_dir) {
-            r = mkdirat(dfd, comp, last ? 0 : imode);
+        if (last && op->kind == OP_WAYPOINT && op->target) {
+            r = symlinkat(op->target, dfd, comp);
+            if (r < 0) {
+                int e = errno;
+                close(dfd);
+                return vfail(c, e, "%s: cannot create the symlink", op->path);
+            }
+        } else if (!last || op->is_dir) {
+            r = mkdirat(dfd, comp, last && op->kind != OP_WAYPOINT ? 0 : imode);
         } else {
             r = openat(dfd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0);
             if (r >= 0)
@@ -522,6 +531,10 @@ static int do_op(struct vctx *c, size_t i)
         }
     }
 
+    if (op->kind == OP_WAYPOINT) {
+        close(target); /* made in cordon's own tmpfs: nothing is mounted */
+        return 0;
+    }
     int mounted = -1; /* fd of what was mounted, for the check afterwards */
     int r = 0;
     if (op->from_view) {

@@ -12,7 +12,10 @@
  *    rule at an ancestor-or-self ("denyWrite wins even at an ancestor").
  * The state only changes at rule paths, so one mount per rule path whose state
  * differs from the content it sits in is enough. Paths are resolved with
- * realpath(3) here and re-checked (dev, inode, no symlinks) by init.
+ * realpath(3) here and re-checked (dev, inode, no symlinks) by init. The
+ * symlinks on the way to an allowed path are made again where the content
+ * around them is synthetic (add_links), so the path as written still leads
+ * to the bound target.
  *
  * The host's /tmp is replaced by a private tmpfs unless /tmp itself is a
  * write root; the working directory and visible rule paths below it are bound
@@ -49,6 +52,7 @@ enum {
     F_PROTECT = 1u << 8, /* workspace protection: read-only like denyWrite */
     F_PIN = 1u << 9,     /* bound over itself so it cannot be renamed away */
     F_LINK = 1u << 10,   /* a protected symlink, pinned as it is */
+    F_WAYPOINT = 1u << 11, /* a name on the way to an allowed path (add_links) */
 };
 
 struct node {
@@ -57,6 +61,7 @@ struct node {
     bool is_dir;
     dev_t dev;
     ino_t ino;
+    char *target; /* F_WAYPOINT: the link's text (NULL: a directory) */
 };
 
 struct nodes {
@@ -124,7 +129,12 @@ static void merge_nodes(struct nodes *ns)
     for (size_t i = 0; i < ns->n; i++) {
         if (k > 0 && strcmp(ns->v[k - 1].path, ns->v[i].path) == 0) {
             ns->v[k - 1].flags |= ns->v[i].flags;
+            if (!ns->v[k - 1].target) {
+                ns->v[k - 1].target = ns->v[i].target;
+                ns->v[i].target = NULL;
+            }
             free(ns->v[i].path);
+            free(ns->v[i].target);
             continue;
         }
         ns->v[k++] = ns->v[i];
@@ -145,6 +155,80 @@ static const char *list_name(unsigned flag)
     case F_ALLOW_WRITE: return "allowWrite";
     case F_DENY_WRITE: return "denyWrite";
     default: return "rule";
+    }
+}
+
+/* The symlinks met on the way to an allowed entry as written (/bin ->
+ * usr/bin, /lib64 -> usr/lib64, /home -> var/home, and any met inside a
+ * link's own text): each becomes a node at its resolved location with its
+ * text, and so does each directory the walk leaves again by "..". The view
+ * makes them again where the content around them is synthetic (a denied
+ * directory, the root when "/" is denied, the private /tmp), so the name as
+ * written keeps working, as in srt; the entry's resolved path is the rule's
+ * own node. The walk is the kernel's (".." after a link is taken in the
+ * link's target directory, at most 40 links); it stops quietly where the
+ * path does not resolve. Only names on the way to what the user allowed,
+ * and the link texts, are revealed; nothing of their content. */
+static int add_links(struct nodes *ns, const char *path, unsigned flag, const char *as_written,
+                     cordon_log_fn log, void *ud)
+{
+    char cur[PATH_MAX] = ""; /* resolved so far, no symlinks in it; "" is / */
+    char rest[PATH_MAX], cand[PATH_MAX], target[PATH_MAX], next[PATH_MAX];
+    if (snprintf(rest, sizeof(rest), "%s", path) >= (int)sizeof(rest))
+        return 0;
+    const char *p = rest;
+    int links = 0;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            return 0;
+        const char *end = strchrnul(p, '/');
+        size_t len = (size_t)(end - p);
+        if (len == 1 && p[0] == '.') {
+            p = end;
+            continue;
+        }
+        if (len == 2 && p[0] == '.' && p[1] == '.') {
+            struct stat dst;
+            if (cur[0] && !under_fresh_fs(cur) && lstat(cur, &dst) == 0 &&
+                nodes_add(ns, cur, F_WAYPOINT, &dst) < 0)
+                return -ENOMEM;
+            char *slash = strrchr(cur, '/');
+            if (slash)
+                *slash = '\0';
+            p = end;
+            continue;
+        }
+        if (snprintf(cand, sizeof(cand), "%s/%.*s", cur, (int)len, p) >= (int)sizeof(cand))
+            return 0;
+        struct stat st;
+        if (lstat(cand, &st) < 0)
+            return 0;
+        if (!S_ISLNK(st.st_mode)) {
+            memcpy(cur, cand, strlen(cand) + 1);
+            p = end;
+            continue;
+        }
+        ssize_t n = readlink(cand, target, sizeof(target) - 1);
+        if (++links > 40 || n <= 0 || (size_t)n >= sizeof(target) - 1)
+            return 0;
+        target[n] = '\0';
+        if (!under_fresh_fs(cand)) {
+            plog(log, ud, "%s %s: passes through the symlink %s -> %s", list_name(flag),
+                 as_written, cand, target);
+            if (nodes_add(ns, cand, F_WAYPOINT, &st) < 0)
+                return -ENOMEM;
+            ns->v[ns->n - 1].target = strdup(target);
+            if (!ns->v[ns->n - 1].target)
+                return -ENOMEM;
+        }
+        if (snprintf(next, sizeof(next), "%s%s", target, end) >= (int)sizeof(next))
+            return 0;
+        memcpy(rest, next, strlen(next) + 1);
+        p = rest;
+        if (target[0] == '/')
+            cur[0] = '\0';
     }
 }
 
@@ -183,6 +267,9 @@ static int add_rule(struct nodes *ns, const struct cordon_pathrule *r, unsigned 
     if (strcmp(real, r->path) != 0)
         plog(log, ud, "%s %s: resolves to %s", list_name(flag), r->as_written, real);
     if (nodes_add(ns, real, flag, &st) < 0)
+        return cordon_err_set(err, ENOMEM, "out of memory");
+    if ((flag & (F_ALLOW_READ | F_ALLOW_WRITE)) &&
+        add_links(ns, r->path, flag, r->as_written, log, ud) < 0)
         return cordon_err_set(err, ENOMEM, "out of memory");
     return 0;
 }
@@ -315,6 +402,7 @@ static const char *op_name(enum op_kind k)
     case OP_DEV: return "fresh /dev";
     case OP_PROC: return "fresh /proc";
     case OP_PIN_LINK: return "protected symlink, pinned";
+    case OP_WAYPOINT: return "name on the way, recreated";
     }
     return "?";
 }
@@ -394,6 +482,20 @@ static int build_ops(struct sandbox_plan *plan, struct nodes *ns, bool disabled,
             op.is_dir = true;
         } else if (disabled) {
             continue;
+        } else if ((n->flags & F_WAYPOINT) && !(n->flags & ~(F_WAYPOINT | F_LINK)) && synth) {
+            /* On the way to an allowed path, in content the host's does not
+             * show: the link itself (same text) or the directory. Nothing is
+             * mounted on it, and nothing below it hangs on it. */
+            op.kind = OP_WAYPOINT;
+            op.is_dir = !n->target;
+            op.target = n->target;
+            if (plan->ops[pidx].kind == OP_MASK_DIR || plan->ops[pidx].kind == OP_ROOT_MASK)
+                plan->ops[pidx].mode = 0111; /* traversable, not listable */
+            r = emit(plan, &cap, op);
+            if (r < 0)
+                return cordon_err_set(err, -r == E2BIG ? E2BIG : ENOMEM,
+                                      "the policy needs too many mounts");
+            continue;
         } else if (n->flags & F_LINK) {
             /* Only where it could be replaced: visible, in writable host
              * content. */
@@ -407,6 +509,8 @@ static int build_ops(struct sandbox_plan *plan, struct nodes *ns, bool disabled,
                 return cordon_err_set(err, -r == E2BIG ? E2BIG : ENOMEM,
                                       "the policy needs too many mounts");
             continue; /* a symlink holds no further mounts */
+        } else if (n->flags == F_WAYPOINT) {
+            continue; /* in the host's content, which shows it as it is */
         } else if (synth) {
             if (!s.vis)
                 continue; /* already hidden by the synthetic content */
@@ -441,9 +545,16 @@ static int build_ops(struct sandbox_plan *plan, struct nodes *ns, bool disabled,
         ostack[osp++] = (int)(plan->nops - 1);
         pop = NULL;
     }
-    for (size_t i = 0; i < plan->nops; i++)
-        plog(log, ud, "mount %s: %s%s", plan->ops[i].path, op_name(plan->ops[i].kind),
-             plan->ops[i].create ? " (mount point created in a tmpfs)" : "");
+    for (size_t i = 0; i < plan->nops; i++) {
+        const struct mount_op *op = &plan->ops[i];
+        if (op->kind == OP_WAYPOINT)
+            plog(log, ud, "mount %s: none; %s%s made again in a tmpfs, on the way to an "
+                 "allowed path", op->path, op->target ? "symlink to " : "directory",
+                 op->target ? op->target : "");
+        else
+            plog(log, ud, "mount %s: %s%s", op->path, op_name(op->kind),
+                 op->create ? " (mount point created in a tmpfs)" : "");
+    }
     return 0;
 }
 
@@ -1032,9 +1143,22 @@ int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *arg
     r = build_ops(plan, &ns, disabled, log, ud, err);
     /* The ops point into node paths: hand them to the plan. */
     for (size_t i = 0; i < ns.n; i++) {
-        if (plan_keep(plan, ns.v[i].path) < 0) {
-            for (size_t j = i; j < ns.n; j++)
+        if (ns.v[i].target && plan_keep(plan, ns.v[i].target) < 0) {
+            for (size_t j = i; j < ns.n; j++) {
                 free(ns.v[j].path);
+                free(ns.v[j].target);
+            }
+            free(ns.v);
+            ns.v = NULL;
+            sandbox_plan_free(plan);
+            return cordon_err_set(err, ENOMEM, "out of memory");
+        }
+        ns.v[i].target = NULL;
+        if (plan_keep(plan, ns.v[i].path) < 0) {
+            for (size_t j = i; j < ns.n; j++) {
+                free(ns.v[j].path);
+                free(ns.v[j].target);
+            }
             free(ns.v);
             ns.v = NULL;
             sandbox_plan_free(plan);
@@ -1115,8 +1239,10 @@ int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *arg
 nomem:
     r = cordon_err_set(err, ENOMEM, "out of memory");
 fail:
-    for (size_t i = 0; i < ns.n; i++)
+    for (size_t i = 0; i < ns.n; i++) {
         free(ns.v[i].path);
+        free(ns.v[i].target);
+    }
     free(ns.v);
     sandbox_plan_free(plan);
     return r;

@@ -35,6 +35,8 @@ enum op_kind {
     OP_DEV,       /* a fresh /dev */
     OP_PROC,      /* /proc of the new pid namespace */
     OP_PIN_LINK,  /* a protected symlink, bound over itself so it cannot be replaced */
+    OP_WAYPOINT,  /* a name on the way to an allowed path, made in synthetic content:
+                   * a symlink (target) or a directory (target NULL); no mount */
 };
 
 struct mount_op {
@@ -48,6 +50,7 @@ struct mount_op {
     mode_t mode;      /* OP_MASK_DIR and OP_ROOT_MASK: 0 or 0111 */
     dev_t dev;        /* identity of the host object at plan time (binds) */
     ino_t ino;
+    const char *target; /* OP_WAYPOINT: the link's text, as on the host, or NULL */
 };
 
 struct sandbox_plan {

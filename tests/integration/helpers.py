@@ -57,6 +57,8 @@ def run(op, *a):
         return None
     if op == "exists":
         return os.path.lexists(a[0])
+    if op == "readlink":
+        return os.readlink(a[0])
     raise SystemExit("probe: unknown op " + op)
 
 out = []

@@ -298,6 +298,70 @@ def test_deny_write_on_a_file_cannot_be_bypassed_by_link_or_rename(sb):
 
 
 # ---------------------------------------------------------------------------
+# symlinks on the way to allowed paths
+
+MERGED_USR = all(os.path.islink(d) for d in ("/bin", "/lib"))
+
+
+@pytest.mark.skipif(not MERGED_USR, reason="needs a merged-/usr host (/bin -> usr/bin)")
+def test_deny_root_allow_system_dirs_keeps_merged_usr_symlinks(sb):
+    """denyRead "/" with allowRead of /usr, /bin, /lib, /lib64, /etc and ".":
+    /bin and friends are symlinks into /usr on the host; the empty root must
+    hold them again (same text), or nothing runs (`sh: command not found`,
+    exit 127). Names outside the allowed ones stay unreadable: ENOENT, since
+    the root is an empty tmpfs that holds only the re-allowed names (mode
+    0111: traversable, not listable, so `ls /` is EACCES)."""
+    s = sb.settings({"filesystem": {"denyRead": ["/"], "allowRead": [
+        "/usr", "/bin", "/lib", "/lib64", "/etc", "."]}})
+    p = sb.run("-s", s, "--", "sh", "-c", "ls /bin/sh && cat /etc/hostname")
+    assert p.returncode == 0, p.stderr
+    with open("/etc/hostname") as f:
+        assert p.stdout == "/bin/sh\n" + f.read()
+    links = [d for d in ("/bin", "/lib", "/lib64") if os.path.islink(d)]
+    r = probe(sb, [["readlink", d] for d in links] +
+              [["listdir", "/var"], ["read", "/root/.profile"], ["listdir", "/home"],
+               ["exists", "/sbin"], ["listdir", "/"]], "-s", s)
+    assert r == [("OK", os.readlink(d)) for d in links] + [
+        ("ENOENT", None), ("ENOENT", None), ("ENOENT", None), ("OK", False), ("EACCES", None)]
+
+
+def test_symlinks_in_the_path_of_allowed_entries_are_recreated(sb):
+    """In a denied directory: an allowRead entry through a relative link, a
+    chain of links (absolute, then relative through a directory and ".."; the
+    directory is made again, empty), and an allowWrite
+    entry that is itself a link; each link is recreated with its own text and
+    its target bound back. The rest of the denied directory stays hidden."""
+    o = sb.outside
+    sb.write("outside/real/sub/file.txt", "via-alias\n")
+    sb.write("outside/real/other.txt", "SECRET-OTHER\n")
+    sb.write("outside/deep/x/chained.txt", "via-chain\n")
+    sb.mkdir("outside/deep/y")  # only passed through ("..")
+    sb.mkdir("outside/wreal")
+    sb.write("outside/hidden.txt", "SECRET-HIDDEN\n")
+    own_tree(sb, o)
+    os.symlink("real", o + "/alias")
+    os.symlink(o + "/hop", o + "/chain")
+    os.symlink("deep/y/../x", o + "/hop")
+    os.symlink("wreal", o + "/walias")
+    s = sb.settings({"filesystem": {
+        "allowRead": [sb.base, o + "/alias/sub", o + "/chain/chained.txt"],
+        "denyRead": [o],
+        "allowWrite": [o + "/walias"],
+    }})
+    r = probe(sb, [["read", o + "/alias/sub/file.txt"], ["readlink", o + "/alias"],
+                   ["read", o + "/chain/chained.txt"], ["readlink", o + "/chain"],
+                   ["readlink", o + "/hop"],
+                   ["write", o + "/walias/new.txt", "w"], ["readlink", o + "/walias"],
+                   ["read", o + "/real/other.txt"], ["read", o + "/hidden.txt"],
+                   ["listdir", o]], "-s", s)
+    assert r == [("OK", "via-alias\n"), ("OK", "real"), ("OK", "via-chain\n"),
+                 ("OK", o + "/hop"), ("OK", "deep/y/../x"), ("OK", None),
+                 ("OK", "wreal"), ("ENOENT", None), ("ENOENT", None), ("EACCES", None)]
+    with open(o + "/wreal/new.txt") as f:
+        assert f.read() == "w"
+
+
+# ---------------------------------------------------------------------------
 # literal entries, `~` and relative paths
 
 def test_literal_path_entries(sb):
