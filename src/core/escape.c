@@ -58,8 +58,7 @@ size_t text_escape(char *dst, size_t cap, const char *src)
             piece = "\\\\";
             len = 2;
         } else if (*s == '\n' || *s == '\r' || *s == '\t') {
-            tmp[0] = '\\';
-            tmp[1] = *s == '\n' ? 'n' : *s == '\r' ? 'r' : 't';
+            piece = *s == '\n' ? "\\n" : *s == '\r' ? "\\r" : "\\t";
             len = 2;
         } else if (*s < 0x20 || *s == 0x7f) {
             len = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x", *s);
