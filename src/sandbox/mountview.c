@@ -131,10 +131,14 @@ static bool same_file(int a, int b)
  * the command's descriptors 0-2 point into the host's devpts, which the
  * sandbox's /dev does not show, so ttyname(3) (`tty`, `GPG_TTY=$(tty)`,
  * os.ttyname) failed with ENODEV; its scan of /dev now finds the terminal
- * there. The first of fd 0, 1, 2 that is a terminal and that its name leads
- * back to (same device, inode and rdev, opened without following symlinks)
- * is bound; none: no /dev/console. It grants nothing new: opening it is the
- * same as reopening /proc/self/fd/N. The command still has no controlling
+ * there. The first of fd 0, 1, 2 that is a terminal open for reading and
+ * writing (as a shell's are) and that its name leads back to (same device,
+ * inode and rdev, opened without following symlinks) is bound; none: no
+ * /dev/console. It grants nothing new: /dev is writable in the view, so a
+ * terminal given only for reading (or only for writing) is not bound, since
+ * opening it read-write would be more than the caller gave; one given
+ * read-write can be reopened so through /proc/self/fd/N anyway. The command
+ * still has no controlling
  * terminal (init's setsid, srt's --new-session): the terminal is normally
  * the caller session's, which the kernel does not hand to another session
  * on open (tty_open_proc_set_tty), so /dev/tty stays ENXIO. */
@@ -143,7 +147,9 @@ static void grab_console(struct vctx *c)
     c->ttysrc = -1;
     for (int fd = 0; fd < 3; fd++) {
         struct stat st, ps;
-        if (!isatty(fd) || fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode))
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || (fl & O_ACCMODE) != O_RDWR || !isatty(fd) || fstat(fd, &st) < 0 ||
+            !S_ISCHR(st.st_mode))
             continue;
         char link[32], path[256];
         snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);

@@ -1016,13 +1016,15 @@ static int protect_worktrees(struct scan *sc, size_t r, int wfd, const char *wdi
 /* A repository's git directory (gfd; a .git, or a submodule's below
  * .git/modules): what git reads code from when the user works there later.
  *   hooks, and config unless allowGitConfig;
- *   commondir, which moves config and hooks to the directory it names: in a
+ *   commondir, which moves config and hooks to the directory it names, and
+ *     config.worktree (more config, with extensions.worktreeConfig): in a
  *     repository at the top of a write root (top) a missing one gets a
- *     placeholder holding "." (the repository itself, as without one; git
- *     refuses an empty commondir), so none can be planted; in a nested one,
- *     where a placeholder per repository would cost ~0.4 ms each (300
- *     repositories: +130 ms), its absence is noted and one that appears is
- *     reported at exit (protect_check_new_hooks);
+ *     placeholder (commondir holding ".", the repository itself, as without
+ *     one, since git refuses an empty commondir; config.worktree empty), so
+ *     none can be planted; in a nested one, where a placeholder per
+ *     repository would cost ~0.4 ms each (300 repositories: +130 ms), its
+ *     absence is noted and one that appears is reported at exit
+ *     (protect_check_new_hooks);
  *   each linked worktree's commondir and config.worktree, where they exist;
  *   the submodules' git directories below modules/. */
 static int protect_gitdir(struct scan *sc, size_t r, int gfd, const char *gitdir, int depth,
@@ -1037,13 +1039,21 @@ static int protect_gitdir(struct scan *sc, size_t r, int gfd, const char *gitdir
     if (!sc->p->fs.allow_git_config && join_path(p, sizeof(p), gitdir, "config") == 0 &&
         (ret = protect_path_at(sc, r, gfd, p, gl, PH_FILE, LINK_HOPS)) < 0)
         return ret;
-    struct stat st;
-    if (join_path(p, sizeof(p), gitdir, "commondir") < 0)
-        return 0;
-    if (top || fstatat(gfd, "commondir", &st, AT_SYMLINK_NOFOLLOW) == 0)
-        ret = protect_path_at(sc, r, gfd, p, gl, PH_COMMON, LINK_HOPS);
-    else if (errno == ENOENT)
-        ret = add_strv(&sc->s->no_commondir, &sc->s->nno_commondir, p);
+    /* commondir and config.worktree (read when extensions.worktreeConfig is
+     * set, which a planted commondir's config could do too) */
+    static const struct {
+        const char *name;
+        char type;
+    } moving[] = { { "commondir", PH_COMMON }, { "config.worktree", PH_FILE } };
+    for (size_t i = 0; i < ARRAY_SIZE(moving) && ret == 0; i++) {
+        struct stat st;
+        if (join_path(p, sizeof(p), gitdir, moving[i].name) < 0)
+            return 0;
+        if (top || fstatat(gfd, moving[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+            ret = protect_path_at(sc, r, gfd, p, gl, moving[i].type, LINK_HOPS);
+        else if (errno == ENOENT)
+            ret = add_strv(&sc->s->must_not_appear, &sc->s->nmust_not_appear, p);
+    }
     if (ret < 0)
         return ret;
     int wfd = openat(gfd, "worktrees", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -1051,8 +1061,6 @@ static int protect_gitdir(struct scan *sc, size_t r, int gfd, const char *gitdir
         ret = protect_worktrees(sc, r, wfd, p);
     else if (wfd >= 0)
         close(wfd);
-    if (ret == 0)
-        ret = protect_existing(sc, r, gfd, gitdir, "config.worktree");
     int mfd = depth > 0 ? openat(gfd, "modules", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                         : -1;
     if (ret == 0 && mfd >= 0 && join_path(p, sizeof(p), gitdir, "modules") == 0)
@@ -1709,13 +1717,46 @@ static bool hook_is_sample(const char *name)
     return n > 7 && strcmp(name + n - 7, ".sample") == 0;
 }
 
+/* What the exit scan reads was made by the command: never follow a final
+ * symlink, never block (a FIFO), only regular files, at most n - 1 bytes.
+ * Returns the length read (NUL-terminated), or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t n)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return -1;
+    size_t got = 0;
+    while (got + 1 < n) {
+        ssize_t k = read(fd, buf + got, n - 1 - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    buf[got] = '\0';
+    return (ssize_t)got;
+}
+
+/* Hooks: every entry of gitdir/hooks other than git's samples; a hooks that
+ * is a symlink is reported itself (git runs what it leads to), unread. */
 static void check_repo_hooks(const char *gitdir, protect_report_fn report, void *ud)
 {
     char hooks[PATH_MAX + 16];
+    struct stat st;
     snprintf(hooks, sizeof(hooks), "%s/hooks", gitdir);
-    DIR *d = opendir(hooks);
-    if (!d)
+    if (lstat(hooks, &st) == 0 && S_ISLNK(st.st_mode)) {
+        report(ud, hooks, NULL);
         return;
+    }
+    int fd = open(hooks, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.' || hook_is_sample(e->d_name))
@@ -1729,8 +1770,8 @@ static void check_repo_hooks(const char *gitdir, protect_report_fn report, void 
 }
 
 /* Config keys whose value git runs as a command, or that bring in other
- * configuration or another hooks directory ("*" is a subsection). An alias
- * runs a command only when its value starts with "!". */
+ * configuration or another hooks directory ("*" is any one component). An
+ * alias runs a command only when its value starts with "!". */
 static const char *const exec_keys[] = {
     "core.hookspath", "core.fsmonitor", "core.sshcommand", "core.gitproxy", "core.pager",
     "core.editor", "core.askpass", "sequence.editor", "pager.*", "alias.*",
@@ -1741,8 +1782,7 @@ static const char *const exec_keys[] = {
     "web.browser", "browser.*.cmd", "browser.*.path", "man.*.cmd", "man.*.path",
 };
 
-/* key ("section.name" or "section.*.name", lower case) against the list,
- * where "*" stands for any one component. */
+/* key ("section.name" or "section.*.name", lower case) against the list. */
 static bool exec_key(const char *key, const char *value)
 {
     for (size_t i = 0; i < ARRAY_SIZE(exec_keys); i++) {
@@ -1760,21 +1800,29 @@ static bool exec_key(const char *key, const char *value)
     return false;
 }
 
-/* The keys of gitdir/config that make git run something: reported as
- * "section.name" (subsections as "*"). A small reader of git's syntax:
- * "[section]", "[section "sub"]" (or the old "[section.sub]"), then
- * "name = value" or a bare "name"; comments start with # or ;. */
-static void check_repo_config(const char *gitdir, protect_report_fn report, void *ud)
+/* The keys of a git config file that make git run something: reported as
+ * "section.name" (a subsection as "*"). A reader of git's syntax, lenient
+ * the way git is: a UTF-8 byte order mark, "[section]", "[section "sub"]"
+ * or the old "[section.sub]", a key on the same line after "]", "name =
+ * value" or a bare "name"; comments start with # or ;. At most 1 MiB is
+ * read: git's own configs are a few hundred bytes. */
+#define CONFIG_MAX (1 << 20)
+static void check_config_file(const char *path, protect_report_fn report, void *ud)
 {
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/config", gitdir);
-    FILE *f = fopen(path, "re");
-    if (!f)
+    char *buf = malloc(CONFIG_MAX + 1);
+    if (!buf)
         return;
-    char line[4096], section[128] = "";
+    ssize_t len = read_small(path, buf, CONFIG_MAX + 1);
+    char section[128] = "";
     bool sub = false;
-    while (fgets(line, sizeof(line), f)) {
-        char *l = line;
+    char *l = buf, *end = buf + (len > 0 ? len : 0);
+    if (end - l >= 3 && memcmp(l, "\xef\xbb\xbf", 3) == 0)
+        l += 3;
+    while (len > 0 && l < end) {
+        char *nl = memchr(l, '\n', (size_t)(end - l));
+        char *next = nl ? nl + 1 : end;
+        if (nl)
+            *nl = '\0';
         while (*l == ' ' || *l == '\t')
             l++;
         if (*l == '[') {
@@ -1791,31 +1839,37 @@ static void check_repo_config(const char *gitdir, protect_report_fn report, void
             section[n] = '\0';
             if (*l == ' ' || *l == '\t' || *l == '"')
                 sub = true;
-            continue;
-        }
-        if (!section[0] || !isalpha((unsigned char)*l))
-            continue;
-        char name[128];
-        size_t n = 0;
-        for (; isalnum((unsigned char)*l) || *l == '-'; l++)
-            if (n + 1 < sizeof(name))
-                name[n++] = (char)tolower((unsigned char)*l);
-        name[n] = '\0';
-        while (*l == ' ' || *l == '\t')
-            l++;
-        const char *value = "";
-        if (*l == '=') {
-            l++;
-            while (*l == ' ' || *l == '\t' || *l == '"')
+            char *close = strchr(l, ']');
+            /* a "]" inside the quoted subsection name is escaped; good enough:
+             * what follows the header on its line is read as a key */
+            l = close ? close + 1 : l + strlen(l);
+            while (*l == ' ' || *l == '\t')
                 l++;
-            value = l;
         }
-        char key[300];
-        snprintf(key, sizeof(key), "%s.%s%s", section, sub ? "*." : "", name);
-        if (exec_key(key, value))
-            report(ud, path, key);
+        if (section[0] && isalpha((unsigned char)*l)) {
+            char name[128];
+            size_t n = 0;
+            for (; isalnum((unsigned char)*l) || *l == '-'; l++)
+                if (n + 1 < sizeof(name))
+                    name[n++] = (char)tolower((unsigned char)*l);
+            name[n] = '\0';
+            while (*l == ' ' || *l == '\t')
+                l++;
+            const char *value = "";
+            if (*l == '=') {
+                l++;
+                while (*l == ' ' || *l == '\t' || *l == '"')
+                    l++;
+                value = l;
+            }
+            char key[300];
+            snprintf(key, sizeof(key), "%s.%s%s", section, sub ? "*." : "", name);
+            if (exec_key(key, value))
+                report(ud, path, key);
+        }
+        l = next;
     }
-    fclose(f);
+    free(buf);
 }
 
 struct newrepos {
@@ -1826,17 +1880,66 @@ struct newrepos {
     size_t nseen;
 };
 
+/* The first line of a small file the command made ("gitdir: X" of a .git
+ * file, a commondir), resolved against base when relative. */
+static bool read_pointer(const char *file, const char *prefix, const char *base, char *out,
+                         size_t n)
+{
+    char line[PATH_MAX + 16];
+    if (read_small(file, line, sizeof(line)) <= 0)
+        return false;
+    line[strcspn(line, "\r\n")] = '\0';
+    size_t pl = strlen(prefix);
+    if (strncmp(line, prefix, pl) != 0 || !line[pl])
+        return false;
+    const char *t = line + pl;
+    int w = t[0] == '/' ? snprintf(out, n, "%s", t) : snprintf(out, n, "%s/%s", base, t);
+    return w > 0 && (size_t)w < n;
+}
+
+/* A repository's git directory: its hooks, config and config.worktree, and
+ * through a commondir those of the directory it names. Each once. */
 static void check_repo(struct newrepos *c, const char *gitdir)
 {
     char real[PATH_MAX];
-    if (!realpath(gitdir, real))
+    struct stat st;
+    if (!realpath(gitdir, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
         return;
     for (size_t i = 0; i < c->nseen; i++)
         if (strcmp(c->seen[i], real) == 0)
             return;
     (void)add_strv(&c->seen, &c->nseen, real); /* out of memory: maybe twice */
-    check_repo_hooks(gitdir, c->report, c->ud);
-    check_repo_config(gitdir, c->report, c->ud);
+    check_repo_hooks(real, c->report, c->ud);
+    char p[PATH_MAX + 32], common[PATH_MAX * 2];
+    snprintf(p, sizeof(p), "%s/config", real);
+    check_config_file(p, c->report, c->ud);
+    snprintf(p, sizeof(p), "%s/config.worktree", real);
+    check_config_file(p, c->report, c->ud);
+    snprintf(p, sizeof(p), "%s/commondir", real);
+    if (read_pointer(p, "", real, common, sizeof(common)))
+        check_repo(c, common);
+}
+
+static void check_gitfile(struct newrepos *c, const char *dir, const char *gitfile)
+{
+    char gitdir[PATH_MAX * 2];
+    if (read_pointer(gitfile, "gitdir: ", dir, gitdir, sizeof(gitdir)))
+        check_repo(c, gitdir);
+}
+
+/* A bare repository (HEAD and objects/ in the directory itself, as git
+ * recognises one) that was not one when the run started. */
+static void check_bare(struct newrepos *c, const char *dir)
+{
+    char p[PATH_MAX + 16];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/objects", dir);
+    if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+        return;
+    snprintf(p, sizeof(p), "%s/HEAD", dir);
+    if (lstat(p, &st) < 0 || has_repo(c->s, dir))
+        return;
+    check_repo(c, dir);
 }
 
 static bool known_dir(const struct protect_set *s, const char *path)
@@ -1847,53 +1950,22 @@ static bool known_dir(const struct protect_set *s, const char *path)
     return false;
 }
 
-/* A .git file made during the run ("gitdir: DIR", git init
- * --separate-git-dir): the repository it names. */
-static void check_gitfile(struct newrepos *c, const char *dir, const char *gitfile)
-{
-    FILE *f = fopen(gitfile, "re");
-    char line[PATH_MAX + 16];
-    if (!f)
-        return;
-    bool ok = fgets(line, sizeof(line), f) != NULL;
-    fclose(f);
-    if (!ok || strncmp(line, "gitdir: ", 8) != 0)
-        return;
-    line[strcspn(line, "\r\n")] = '\0';
-    char gitdir[PATH_MAX * 2];
-    const char *g = line + 8;
-    int w = g[0] == '/' ? snprintf(gitdir, sizeof(gitdir), "%s", g)
-                        : snprintf(gitdir, sizeof(gitdir), "%s/%s", dir, g);
-    if (w > 0 && (size_t)w < sizeof(gitdir))
-        check_repo(c, gitdir);
-}
-
-/* A bare repository (HEAD, objects/ and config in the directory itself)
- * that was not one when the run started. */
-static void check_bare(struct newrepos *c, const char *dir)
-{
-    char p[PATH_MAX + 16];
-    struct stat st;
-    snprintf(p, sizeof(p), "%s/objects", dir);
-    if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
-        return;
-    snprintf(p, sizeof(p), "%s/HEAD", dir);
-    if (stat(p, &st) < 0 || !S_ISREG(st.st_mode) || has_repo(c->s, dir))
-        return;
-    check_repo(c, dir);
-}
-
-/* Read dir for repositories that did not exist at start (a .git directory
- * or file; with self, dir itself made a bare repository: a directory new
- * since the start, or a write root, which the scan noted when it was one);
- * descend into subdirectories the start scan did not see (known ones are
- * checked from the list, only if they changed). */
+/* Read dir for repositories that did not exist at start (a .git directory,
+ * file or symlink; with self, dir itself made a bare repository: a directory
+ * new since the start, or a write root, which the scan noted when it was
+ * one); descend into subdirectories the start scan did not see (known ones
+ * are checked from the list, only if they changed). Symlinks to
+ * directories are not entered. */
 static void find_new_repos(struct newrepos *c, const char *dir, int depth, bool known, bool self)
 {
     const struct protect_set *s = c->s;
-    DIR *d = opendir(dir);
-    if (!d)
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
         return;
+    }
     if (self)
         check_bare(c, dir);
     struct dirent *e;
@@ -1908,10 +1980,10 @@ static void find_new_repos(struct newrepos *c, const char *dir, int depth, bool 
         if (strcmp(n, ".git") == 0) {
             if (has_repo(s, path))
                 continue;
-            if (e->d_type == DT_DIR)
-                check_repo(c, path);
-            else if (e->d_type == DT_REG)
+            if (e->d_type == DT_REG)
                 check_gitfile(c, dir, path);
+            else
+                check_repo(c, path); /* a directory, or a symlink to one */
             continue;
         }
         if (e->d_type != DT_DIR)
@@ -1941,11 +2013,12 @@ void protect_check_new_hooks(const struct protect_set *s, int depth, protect_rep
             root = strcmp(s->roots[k], s->dirs[i].path) == 0;
         find_new_repos(&c, s->dirs[i].path, s->dirs[i].depth, true, root);
     }
-    /* A commondir planted in a nested repository (none was there at start). */
-    for (size_t i = 0; i < s->nno_commondir; i++) {
+    /* A commondir or config.worktree planted in a nested repository (none
+     * was there at start). */
+    for (size_t i = 0; i < s->nmust_not_appear; i++) {
         struct stat st;
-        if (lstat(s->no_commondir[i], &st) == 0)
-            report(ud, s->no_commondir[i], "commondir");
+        if (lstat(s->must_not_appear[i], &st) == 0)
+            report(ud, s->must_not_appear[i], PROTECT_APPEARED);
     }
     for (size_t i = 0; i < c.nseen; i++)
         free(c.seen[i]);
@@ -1960,11 +2033,11 @@ void protect_free(struct protect_set *s)
     for (size_t i = 0; i < s->nrepos; i++)
         free(s->repos[i]);
     free(s->repos);
-    for (size_t i = 0; i < s->nno_commondir; i++)
-        free(s->no_commondir[i]);
-    free(s->no_commondir);
-    s->no_commondir = NULL;
-    s->nno_commondir = 0;
+    for (size_t i = 0; i < s->nmust_not_appear; i++)
+        free(s->must_not_appear[i]);
+    free(s->must_not_appear);
+    s->must_not_appear = NULL;
+    s->nmust_not_appear = 0;
     for (size_t i = 0; i < s->nroots; i++)
         free(s->roots[i]);
     free(s->roots);

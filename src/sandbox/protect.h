@@ -63,9 +63,10 @@ struct protect_set {
         dev_t dev;
         ino_t ino;
     } *root_ids;
-    char **no_commondir;      /* <gitdir>/commondir of nested repositories, absent at
-                                 start: one that appears is reported at exit */
-    size_t nno_commondir;
+    char **must_not_appear;   /* <gitdir>/commondir and config.worktree of nested
+                                 repositories, absent at start: reported at exit
+                                 if they appear */
+    size_t nmust_not_appear;
     char **placeholders;      /* placeholders this run uses (a file, or a directory/) */
     size_t nplaceholders;
     struct scanned_dir {      /* directories the scan read, with their mtime: at */
@@ -94,8 +95,12 @@ void protect_release(struct protect_set *s);
  * file, or a bare repository) with what will run outside the sandbox when
  * the user works in them: report(path, NULL) for each hook other than git's
  * samples, report(config path, key) for each configuration key whose value
- * git runs ("core.fsmonitor", "alias.*"...); and report(path, "commondir")
- * for a commondir that appeared in a nested repository. */
+ * git runs ("core.fsmonitor", "alias.NAME"...); and report(path,
+ * PROTECT_APPEARED) for a commondir or config.worktree that appeared in a
+ * nested repository. Nothing it reads can make it block: files are opened
+ * without following a final symlink, non-blocking, regular files only, and
+ * read up to a bound. */
+#define PROTECT_APPEARED "appeared"
 typedef void (*protect_report_fn)(void *ud, const char *path, const char *key);
 void protect_check_new_hooks(const struct protect_set *s, int depth, protect_report_fn report,
                              void *ud);

@@ -624,10 +624,10 @@ static void report_hook(void *ud, const char *path, const char *key)
     struct hooks_report *h = ud;
     char line[4 * 4400], shown[4 * 4096];
     text_escape(shown, sizeof(shown), path); /* the sandbox named it (core/escape.h) */
-    if (key && strcmp(key, "commondir") == 0)
-        snprintf(line, sizeof(line), "a commondir appeared in a repository during the run: git "
-                                     "takes that repository's config and hooks from where it "
-                                     "points, outside the sandbox: %s", shown);
+    if (key && strcmp(key, PROTECT_APPEARED) == 0)
+        snprintf(line, sizeof(line), "a file appeared in a repository during the run that makes "
+                                     "git read configuration or hooks from elsewhere, outside "
+                                     "the sandbox: %s", shown);
     else if (key) /* key: letters, digits, '-', '.', '*' (protect.c exec_keys) */
         snprintf(line, sizeof(line), "a repository created in the sandbox sets %s, which git "
                                      "runs outside it: %s", key, shown);
@@ -636,7 +636,7 @@ static void report_hook(void *ud, const char *path, const char *key)
                                      "run outside it: %s", shown);
     log_line(h->run->opts, CORDON_LOG_WARN, line);
     json_t *f = json_pack("{s:s}", "path", path);
-    if (f && key && strcmp(key, "commondir") != 0)
+    if (f && key && strcmp(key, PROTECT_APPEARED) != 0)
         json_object_set_new(f, "key", json_string(key));
     audit_emit(&h->run->audit, "fs.hook", true, f);
 }

@@ -402,6 +402,25 @@ def test_dev_console_is_the_first_terminal_among_stdio(sb):
         "tty No such device or address\n")
 
 
+def test_terminal_given_read_only_is_not_bound(sb):
+    """/dev is writable in the view: binding a terminal the caller gave only
+    for reading would let the command write to it. Not bound."""
+    master, slave = os.openpty()
+    ro = os.open(os.ttyname(slave), os.O_RDONLY | os.O_NOCTTY)
+    try:
+        if sb.user == "user":
+            os.fchown(slave, sb.uid, sb.gid)
+        p = subprocess.run(
+            sb.argv(["--", "/bin/sh", "-c",
+                     "tty; test -e /dev/console || echo absent; echo x > /proc/self/fd/0"]),
+            cwd=sb.ws, env=sb.env(), stdin=ro, capture_output=True, text=True, timeout=60)
+    finally:
+        for fd in (ro, slave, master):
+            os.close(fd)
+    assert p.stdout == "not a tty\nabsent\n", (p.stdout, p.stderr)
+    assert "Permission denied" in p.stderr, p.stderr
+
+
 def test_no_terminal_no_dev_console(sb):
     p = shx(sb, "tty; test -e /dev/console || echo absent", stdin=subprocess.DEVNULL)
     assert p.stdout == "not a tty\nabsent\n", p.stderr

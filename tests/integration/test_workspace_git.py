@@ -129,3 +129,41 @@ def test_a_bare_repository_that_existed_at_start_is_not_reported(sb):
     assert p.returncode == 0, p.stderr
     assert [r for r in audit_records(audit) if r["event"] == "fs.hook"] == []
     assert "warning" not in p.stderr, p.stderr
+
+
+def test_crafted_new_repositories_cannot_stall_or_escape_the_exit_check(sb):
+    """The exit check reads what the command made: a config that is a
+    symlink to /dev/zero or a FIFO must not hang it; a .git symlink, a key on
+    the section's line, a UTF-8 BOM, a config.worktree and a commondir
+    leading to another (HEAD-less) repository are all read as git reads
+    them."""
+    audit = sb.path("outside", "audit.jsonl")
+    fsm = "[core]\\n\\tfsmonitor = x\\n"
+    script = (
+        "set -e\n"
+        "mkdir -p z/.git/hooks && ln -s /dev/zero z/.git/config\n"
+        "mkdir -p f/.git && mkfifo f/.git/config\n"
+        "mkdir -p h/.git && ln -s /usr/bin h/.git/hooks\n"
+        # node_modules is not scanned: only the .git symlink leads there
+        "git init -q node_modules/real && mkdir lnk && ln -s ../node_modules/real/.git lnk/.git\n"
+        "printf '#!/bin/sh\\n' > node_modules/real/.git/hooks/pre-commit\n"
+        "git init -q hdr && printf '[core] fsmonitor = x\\n' > hdr/.git/config\n"
+        "git init -q bom && printf '\\357\\273\\277[core]\\n\\tfsmonitor = x\\n' > bom/.git/config\n"
+        "git init -q wt && printf '" + fsm + "' > wt/.git/config.worktree\n"
+        "mkdir -p evil/objects && printf '" + fsm + "' > evil/config\n"
+        "mkdir -p cd/.git && echo 'ref: refs/heads/main' > cd/.git/HEAD && "
+        "echo ../../evil > cd/.git/commondir\n")
+    p = sb.run("--audit", audit, "--", "/bin/sh", "-c", script, env=GIT_ENV, timeout=60)
+    assert p.returncode == 0, p.stderr
+    ws = sb.ws
+    got = sorted((r["path"], r.get("key")) for r in audit_records(audit)
+                 if r["event"] == "fs.hook")
+    want = sorted([
+        (os.path.join(ws, "h/.git/hooks"), None),
+        (os.path.join(ws, "node_modules/real/.git/hooks/pre-commit"), None),
+        (os.path.join(ws, "hdr/.git/config"), "core.fsmonitor"),
+        (os.path.join(ws, "bom/.git/config"), "core.fsmonitor"),
+        (os.path.join(ws, "wt/.git/config.worktree"), "core.fsmonitor"),
+        (os.path.join(ws, "evil/config"), "core.fsmonitor"),
+    ])
+    assert got == want, got

@@ -229,8 +229,27 @@ def test_commondir_planted_in_a_nested_repository_is_reported(sb):
     assert p.stdout == "rc=0\n"
     path = os.path.join(nested, ".git", "commondir")
     assert [r["path"] for r in audit_records(audit) if r["event"] == "fs.hook"] == [path]
-    assert "a commondir appeared in a repository during the run" in p.stderr, p.stderr
+    assert "a file appeared in a repository during the run" in p.stderr, p.stderr
     # A nested repository's commondir that existed at start is read-only.
     p = sb.run("--", "/bin/sh", "-c", "echo ../../x > a/b/.git/commondir; echo rc=$?",
                env=GIT_ENV)
     assert p.stdout == "rc=2\n", p.stderr
+
+
+def test_config_worktree_cannot_be_planted(sb):
+    """With extensions.worktreeConfig, git reads .git/config.worktree too: a
+    missing one gets an empty placeholder at the top; in a nested repository
+    one that appears is reported."""
+    git_init(sb, sb.ws, commit=True)
+    nested = os.path.join(sb.ws, "n")
+    git_init(sb, nested, commit=True)
+    audit = sb.path("outside", "audit.jsonl")
+    p = sb.run("--audit", audit, "--", "/bin/sh", "-c",
+               "echo '[core] fsmonitor = x' > .git/config.worktree; echo rc=$?; "
+               "echo '[core] fsmonitor = x' > n/.git/config.worktree; echo rc=$?",
+               env=GIT_ENV)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "rc=2\nrc=0\n", p.stderr
+    assert not os.path.exists(os.path.join(sb.ws, ".git", "config.worktree"))
+    hooks = [r["path"] for r in audit_records(audit) if r["event"] == "fs.hook"]
+    assert hooks == [os.path.join(nested, ".git", "config.worktree")], hooks

@@ -39,7 +39,8 @@ def test_sigkill_leaves_the_workspace_as_before(sb, target):
         assert wait_for(lambda: os.path.exists(os.path.join(sb.ws, ".bashrc")), 10), \
             "no placeholder appeared"
         assert wait_for(lambda: sleep_pids(arg), 10), "the command did not start"
-        assert len(registry_lines(reg)) == 14  # 13 names and .git/commondir
+        # 13 names, .git/commondir and .git/config.worktree
+        assert len(registry_lines(reg)) == 15
         if target == "cordon":
             os.kill(p.pid, signal.SIGKILL)
         else:

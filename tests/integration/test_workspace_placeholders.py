@@ -76,9 +76,10 @@ def test_placeholders_inside_on_the_host_during_the_run_and_gone_after(sb):
         want.update({n: ("dir", "0o555", 0, sb.uid) for n in TOP_PLACEHOLDER_DIRS})
         assert host == want, host
         paths = sorted(l.split(" ", 4)[4] for l in registry_lines(reg))
-        # and .git/commondir, holding "." (the repository itself)
-        assert paths == sorted(os.path.join(sb.ws, n) for n in NAMES + (".git/commondir",)), \
-            paths
+        # and .git/commondir, holding "." (the repository itself), and an
+        # empty .git/config.worktree
+        assert paths == sorted(os.path.join(sb.ws, n) for n in
+                               NAMES + (".git/commondir", ".git/config.worktree")), paths
         assert read_bytes(os.path.join(sb.ws, ".git", "commondir")) == b".\n"
         assert read_bytes(exclude) == exclude_before
         second = run.release()
