@@ -344,6 +344,78 @@ struct pathargs {
 #define SYS_fchmodat2 452 /* Linux 6.6; not in Debian 12's headers */
 #endif
 
+/* The kernel's O_LARGEFILE (include/uapi/asm-generic/fcntl.h): glibc
+ * defines it as 0 on 64-bit ABIs, where open(2) sets it by itself. */
+#define KERNEL_O_LARGEFILE 0100000
+/* The open flags the kernel knows (VALID_OPEN_FLAGS, include/linux/fcntl.h) */
+#define VALID_OPEN_FLAGS                                                                         \
+    ((uint64_t)(O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK |      \
+                O_DSYNC | O_SYNC | O_ASYNC | O_DIRECT | KERNEL_O_LARGEFILE | O_DIRECTORY |      \
+                O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_PATH | O_TMPFILE))
+/* The first struct open_how, and the smallest size openat2(2) takes */
+#define OPEN_HOW_SIZE_VER0 24
+#define VALID_RESOLVE_FLAGS                                                                      \
+    ((uint64_t)(RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | \
+                RESOLVE_IN_ROOT | RESOLVE_CACHED))
+
+/* Would an open with these flags reach the file, to write it? Not with
+ * O_PATH (open(2) and openat(2) drop every other flag, openat2(2) refuses
+ * them), nor when build_open_flags() in fs/open.c refuses the flags before
+ * any lookup: O_CREAT with O_DIRECTORY (EINVAL since Linux 6.4), O_TMPFILE
+ * with O_CREAT or without write access. */
+static bool open_attempted(uint64_t flags)
+{
+    if (flags & O_PATH)
+        return false;
+    if ((flags & (O_CREAT | O_DIRECTORY)) == (O_CREAT | O_DIRECTORY))
+        return false;
+    if ((flags & __O_TMPFILE) &&
+        ((flags & (O_TMPFILE | O_CREAT)) != O_TMPFILE || !(flags & (O_WRONLY | O_RDWR))))
+        return false;
+    return true;
+}
+
+/* Read the caller's struct open_how the way openat2(2) does
+ * (copy_struct_from_user, build_open_flags): a size below the first
+ * version is EINVAL, above a page E2BIG, and bytes beyond the struct this
+ * build knows must be zero (else E2BIG); unknown flags or resolve bits, a
+ * mode without O_CREAT or O_TMPFILE, and RESOLVE_BENEATH with
+ * RESOLVE_IN_ROOT are EINVAL, RESOLVE_CACHED with a creation or O_TRUNC
+ * EAGAIN. Such a call never looks at its path: false, no denial. */
+static bool read_open_how(pid_t pid, uint64_t addr, uint64_t usize, struct open_how *how)
+{
+    if (usize < OPEN_HOW_SIZE_VER0 || usize > (uint64_t)sysconf(_SC_PAGESIZE))
+        return false;
+    *how = (struct open_how){ 0 };
+    size_t n = usize < sizeof(*how) ? (size_t)usize : sizeof(*how);
+    struct iovec l = { how, n }, r = { (void *)(uintptr_t)addr, n };
+    if (process_vm_readv(pid, &l, 1, &r, 1, 0) != (ssize_t)n)
+        return false; /* EFAULT (or the caller is gone) */
+    for (uint64_t at = n; at < usize;) {
+        unsigned char rest[256];
+        size_t k = usize - at < sizeof(rest) ? (size_t)(usize - at) : sizeof(rest);
+        struct iovec lr = { rest, k }, rr = { (void *)(uintptr_t)(addr + at), k };
+        if (process_vm_readv(pid, &lr, 1, &rr, 1, 0) != (ssize_t)k)
+            return false;
+        for (size_t i = 0; i < k; i++)
+            if (rest[i])
+                return false;
+        at += k;
+    }
+    uint64_t f = how->flags & ~(uint64_t)O_CLOEXEC;
+    if ((f & ~VALID_OPEN_FLAGS) || (how->resolve & ~VALID_RESOLVE_FLAGS))
+        return false;
+    if ((how->resolve & RESOLVE_BENEATH) && (how->resolve & RESOLVE_IN_ROOT))
+        return false;
+    if ((f & (O_CREAT | __O_TMPFILE)) ? (how->mode & ~(uint64_t)07777) != 0 : how->mode != 0)
+        return false;
+    if ((f & O_PATH) && (f & ~(uint64_t)(O_PATH | O_DIRECTORY | O_NOFOLLOW)))
+        return false;
+    if ((how->resolve & RESOLVE_CACHED) && (f & (O_TRUNC | O_CREAT | __O_TMPFILE)))
+        return false;
+    return true;
+}
+
 /* The paths a write-intent syscall changes (up to two: rename's source and
  * destination). openat2's flags are read from the caller's memory. */
 static int paths_of(pid_t pid, int nr, const uint64_t *a, struct pathargs out[2])
@@ -353,6 +425,8 @@ static int paths_of(pid_t pid, int nr, const uint64_t *a, struct pathargs out[2]
     switch (nr) {
 #ifdef SYS_open
     case SYS_open:
+        if (!open_attempted(a[1]))
+            return 0;
         out[0] = P(cwd, a[0], K_OPEN, a[1], !(a[1] & O_NOFOLLOW));
         return 1;
     case SYS_creat:
@@ -386,12 +460,13 @@ static int paths_of(pid_t pid, int nr, const uint64_t *a, struct pathargs out[2]
         out[0] = P(cwd, a[0], K_CHANGE, 0, true);
         return 1;
     case SYS_openat:
+        if (!open_attempted(a[2]))
+            return 0;
         out[0] = P(a[0], a[1], K_OPEN, a[2], !(a[2] & O_NOFOLLOW));
         return 1;
     case SYS_openat2: {
-        struct open_how how = { 0 };
-        struct iovec l = { &how, sizeof(how) }, r = { (void *)(uintptr_t)a[2], sizeof(how) };
-        if (a[3] < sizeof(how) || process_vm_readv(pid, &l, 1, &r, 1, 0) != (ssize_t)sizeof(how))
+        struct open_how how;
+        if (!read_open_how(pid, a[2], a[3], &how) || !open_attempted(how.flags))
             return 0;
         out[0] = P(a[0], a[1], K_OPEN, how.flags, !(how.flags & O_NOFOLLOW));
         return 1;

@@ -436,6 +436,70 @@ def test_read_only_openat2_is_not_recorded(w):
     assert p.stderr == ""
 
 
+# openat2(2) with a struct open_how of SIZE bytes (FLAGS, MODE, RESOLVE,
+# then zeros, with byte POKE set to 1 when given), or openat(2) when SIZE is
+# 0. Prints the errno name of each call.
+OPEN_PROBE = r'''
+import ctypes, errno, json, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+out = []
+for path, flags, mode, resolve, size, poke in json.loads(sys.argv[1]):
+    ctypes.set_errno(0)
+    if size:
+        buf = ctypes.create_string_buffer(max(size, 24))
+        struct.pack_into("QQQ", buf, 0, flags, mode, resolve)
+        if poke is not None:
+            buf[poke] = b"\x01"
+        r = libc.syscall(ctypes.c_long(437), ctypes.c_long(-100), ctypes.c_char_p(path.encode()),
+                         buf, ctypes.c_size_t(size))
+    else:
+        r = libc.syscall(ctypes.c_long(257), ctypes.c_long(-100), ctypes.c_char_p(path.encode()),
+                         ctypes.c_long(flags), ctypes.c_long(mode))
+    out.append("OK" if r >= 0 else errno.errorcode[ctypes.get_errno()])
+print(json.dumps(out))
+'''
+
+
+def test_openat2_the_kernel_refuses_before_the_lookup_is_not_a_denial(w):
+    """openat2 checks its struct before it looks at the path: a size below
+    the first version (EINVAL), above a page (E2BIG), non-zero bytes past
+    the struct (E2BIG), unknown flags, resolve bits or a stray mode
+    (EINVAL), RESOLVE_CACHED with O_TRUNC (EAGAIN). None of those is a
+    write the mounts refused; nor is an O_PATH open, which writes nothing.
+    The listener once read the first 24 bytes and judged the rest."""
+    s, _ = w.settings()
+    f = w.out + "/pub.txt"
+    O_DIRECTORY, O_PATH, O_TMPFILE = 0o200000, 0o10000000, 0o20200000
+    FMODE_NONOTIFY = 1 << 26
+    steps = [
+        ((f, O_WRONLY, 0, 0, 8192, None), "E2BIG"),
+        ((f, O_WRONLY, 0, 0, 8192, 100), "E2BIG"),
+        ((f, O_WRONLY, 0, 0, 4096, 4000), "E2BIG"),
+        ((f, O_WRONLY, 0, 0, 32, 24), "E2BIG"),
+        ((f, O_WRONLY, 0, 0, 16, None), "EINVAL"),
+        ((f, O_WRONLY | FMODE_NONOTIFY, 0, 0, 24, None), "EINVAL"),
+        ((f, O_WRONLY, 0, 0x40, 24, None), "EINVAL"),
+        ((f, O_WRONLY, 0o644, 0, 24, None), "EINVAL"),
+        ((f, O_WRONLY | O_PATH, 0, 0, 24, None), "EINVAL"),
+        ((f, O_WRONLY, 0, 0x08 | 0x10, 24, None), "EINVAL"),   # BENEATH | IN_ROOT
+        ((f, O_WRONLY | O_TRUNC, 0, 0x20, 24, None), "EAGAIN"),  # RESOLVE_CACHED
+        ((w.out + "/nd", O_WRONLY | O_CREAT | O_DIRECTORY, 0o755, 0, 24, None), "EINVAL"),
+        ((w.out, O_TMPFILE, 0o600, 0, 24, None), "EINVAL"),       # O_TMPFILE read-only
+        ((f, O_WRONLY | O_TRUNC | O_PATH, 0, 0, 0, None), "OK"),  # openat: O_PATH only
+        # What the kernel does attempt, and the mounts refuse:
+        ((f, O_WRONLY, 0, 0, 4096, None), "EROFS"),
+        ((f, O_WRONLY, 0, 0, 32, None), "EROFS"),
+        ((w.out, O_TMPFILE | O_WRONLY, 0o600, 0, 24, None), "EROFS"),
+    ]
+    p = w.run(s, PY, "-c", OPEN_PROBE, json.dumps([st[0] for st in steps]))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == [st[1] for st in steps]
+    assert fs_fields(w.audit()) == [("openat2", f, NOT_IN), ("openat2", f, NOT_IN),
+                                    ("openat2", w.out, NOT_IN)]
+    assert open(f).read() == "public\n"
+
+
 # ---------------------------------------------------------------------------
 # 4. refused syscalls
 
