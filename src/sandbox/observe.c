@@ -47,6 +47,7 @@ struct observer {
     int stopfd;       /* eventfd: the loop asks the thread to end */
     int rootfd;       /* the thread's: the caller's root (see root_fd), or -1 */
     int loop_rootfd;  /* the loop's, for connect() */
+    char rootpath[PATH_MAX]; /* the thread's: rootfd's path (root_path), or "" */
     struct observe_config cfg;
     struct seccomp_notif *req;        /* the thread's */
     struct seccomp_notif_resp *resp;  /* the thread's */
@@ -113,6 +114,26 @@ static int root_fd(int *cache, pid_t pid)
     return *cache;
 }
 
+/* The caller's root as a path in its mount namespace (see view_path): "/"
+ * for the sandbox's, kept; a task in a namespace of its own may have
+ * chrooted (own: asked for each record). */
+static bool root_path(struct observer *o, pid_t pid, bool own, char *out, size_t n)
+{
+    if (!own && o->rootpath[0]) {
+        snprintf(out, n, "%s", o->rootpath);
+        return true;
+    }
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/%d/root", pid);
+    ssize_t k = readlink(link, out, n - 1);
+    if (k <= 0 || out[0] != '/')
+        return false;
+    out[k] = '\0';
+    if (!own)
+        snprintf(o->rootpath, sizeof(o->rootpath), "%s", out);
+    return true;
+}
+
 /* ---- the thread and the loop --------------------------------------------- */
 
 /* Queue for the loop (fields stolen; req copied). Dropped only when memory
@@ -143,19 +164,28 @@ static void hand_off(struct observer *o, const char *event, bool quiet, json_t *
 
 enum lookup { L_ABSENT, L_RW, L_RO, L_UNKNOWN };
 
-/* Look path up in the caller's view (the final symlink followed or not):
- * absent, on a writable mount, on a read-only one, or unknown (a magic
- * link such as /dev/stdout -> /proc/self/fd/1, which means the caller's
- * own fd: not judged here). A directory the caller may not search (a
- * denied one, mode 000) counts as read-only. */
-static enum lookup lookup(int rfd, const char *path, bool follow)
+/* Open path (O_PATH) in the caller's view, its final symlink followed or
+ * not, resolved as the kernel resolves it for the caller: below the
+ * caller's root (RESOLVE_IN_ROOT: ".." and absolute symlinks stop there),
+ * each ".." after the component it follows. Magic links (/proc/self/fd/N)
+ * are refused (ELOOP). */
+static int open_in_root(int rfd, const char *path, bool follow)
 {
     struct open_how how = { .flags = O_PATH | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW),
                             .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-    const char *rel = path[0] == '/' ? path + 1 : path;
-    if (!*rel)
-        rel = ".";
-    int fd = (int)syscall(SYS_openat2, rfd, rel, &how, sizeof(how));
+    while (*path == '/')
+        path++;
+    return (int)syscall(SYS_openat2, rfd, *path ? path : ".", &how, sizeof(how));
+}
+
+/* Look path up in the caller's view: absent, on a writable mount, on a
+ * read-only one, or unknown (a magic link such as /dev/stdout ->
+ * /proc/self/fd/1, which means the caller's own fd: not judged here). A
+ * directory the caller may not search (a denied one, mode 000) counts as
+ * read-only. */
+static enum lookup lookup(int rfd, const char *path, bool follow)
+{
+    int fd = open_in_root(rfd, path, follow);
     if (fd < 0)
         return errno == ENOENT || errno == ENOTDIR ? L_ABSENT
                : errno == EACCES                   ? L_RO
@@ -166,17 +196,30 @@ static enum lookup lookup(int rfd, const char *path, bool follow)
     return r;
 }
 
-static enum lookup lookup_parent(int rfd, const char *path)
+/* The directory that holds path's last component, and that component, as
+ * the kernel splits it (trailing slashes belong to the last component):
+ * "a/b/" is "a" and "b", "b" is "." and "b", "/b" is "/" and "b", "/" is
+ * "/" and "". */
+static void split_last(const char *path, char *dir, size_t dn, char *last, size_t ln)
 {
-    char dir[PATH_MAX * 2];
-    snprintf(dir, sizeof(dir), "%s", path);
+    snprintf(dir, dn, "%s", path);
+    size_t l = strlen(dir);
+    while (l > 1 && dir[l - 1] == '/')
+        dir[--l] = '\0';
     char *slash = strrchr(dir, '/');
+    snprintf(last, ln, "%s", slash ? (strcmp(dir, "/") == 0 ? "" : slash + 1) : dir);
     if (!slash)
-        return L_UNKNOWN;
-    if (slash == dir)
+        snprintf(dir, dn, ".");
+    else if (slash == dir)
         slash[1] = '\0';
     else
         *slash = '\0';
+}
+
+static enum lookup lookup_parent(int rfd, const char *path)
+{
+    char dir[PATH_MAX * 2], last[PATH_MAX];
+    split_last(path, dir, sizeof(dir), last, sizeof(last));
     return lookup(rfd, dir, true);
 }
 
@@ -187,32 +230,85 @@ enum obs_kind {
     K_CHANGE,  /* an existing object changes (mode, owner, size) */
 };
 
-/* Will the operation be refused by the view (a read-only mount, a denied
- * directory)? Operations that fail for other reasons (EEXIST, ENOENT) or
- * that write nothing are not denials. */
-/* A symlink's target, made absolute against the link's directory; false
+/* What a dangling symlink at path leads to, as a path to resolve in the
+ * caller's root (a relative target joined to the link's directory, not
+ * normalised: its ".." follows what the directory resolves to), through
+ * a chain of them as the kernel follows it for O_CREAT (at most 40). False
  * when path is not a symlink. */
-static bool link_target(int rfd, const char *path, char *out, size_t n)
+static bool dangling_target(int rfd, const char *path, char *out, size_t n)
 {
-    struct open_how how = { .flags = O_PATH | O_CLOEXEC | O_NOFOLLOW,
-                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-    const char *rel = path[0] == '/' ? path + 1 : path;
-    int fd = (int)syscall(SYS_openat2, rfd, *rel ? rel : ".", &how, sizeof(how));
+    char cur[PATH_MAX * 2];
+    snprintf(cur, sizeof(cur), "%s", path);
+    bool any = false;
+    for (int hops = 0; hops < 40; hops++) {
+        int fd = open_in_root(rfd, cur, false);
+        if (fd < 0)
+            break;
+        char t[PATH_MAX];
+        ssize_t k = readlinkat(fd, "", t, sizeof(t) - 1);
+        close(fd);
+        if (k <= 0)
+            break;
+        t[k] = '\0';
+        char dir[PATH_MAX * 2], last[PATH_MAX];
+        split_last(cur, dir, sizeof(dir), last, sizeof(last));
+        if (t[0] == '/')
+            snprintf(out, n, "%s", t);
+        else if (snprintf(out, n, "%s/%s", dir, t) >= (int)n)
+            return false;
+        snprintf(cur, sizeof(cur), "%s", out);
+        any = true;
+    }
+    return any;
+}
+
+/* Where fd is, as the caller sees it: the path /proc/self/fd shows the
+ * supervisor (from the root of the caller's mount namespace, which the
+ * supervisor does not share) less the caller's root, root (its path in that
+ * namespace, "/" unless the caller is chrooted). False when that root does
+ * not lead there, or the object was removed. */
+static bool view_path(const char *root, int fd, char *out, size_t n)
+{
+    char link[32], buf[PATH_MAX];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t k = readlink(link, buf, sizeof(buf) - 1);
+    if (k <= 0 || buf[0] != '/')
+        return false;
+    buf[k] = '\0';
+    if (k > 10 && strcmp(buf + k - 10, " (deleted)") == 0)
+        return false;
+    size_t rl = strcmp(root, "/") == 0 ? 0 : strlen(root);
+    if (rl && !cordon_path_is_prefix(root, buf))
+        return false;
+    return snprintf(out, n, "%s", buf[rl] ? buf + rl : "/") < (int)n;
+}
+
+/* Where path led in the caller's view (absolute, normalised): the object
+ * it names, else (a name that does not exist) the directory that would
+ * hold it and the name; a dangling symlink followed leads to what it
+ * would create. False when unknown. */
+static bool where_it_led(const char *root, int rfd, const char *path, bool follow, char *out,
+                         size_t n)
+{
+    int fd = open_in_root(rfd, path, follow);
+    if (fd >= 0) {
+        bool ok = view_path(root, fd, out, n);
+        close(fd);
+        return ok;
+    }
+    if (errno != ENOENT)
+        return false;
+    char lt[PATH_MAX * 2], dir[PATH_MAX * 2], last[PATH_MAX], d[PATH_MAX];
+    if (follow && dangling_target(rfd, path, lt, sizeof(lt)))
+        path = lt;
+    split_last(path, dir, sizeof(dir), last, sizeof(last));
+    fd = open_in_root(rfd, dir, true);
     if (fd < 0)
         return false;
-    char t[PATH_MAX];
-    ssize_t k = readlinkat(fd, "", t, sizeof(t) - 1);
+    bool ok = view_path(root, fd, d, sizeof(d));
     close(fd);
-    if (k <= 0)
+    if (!ok || snprintf(out, n, "%s/%s", d, last) >= (int)n)
         return false;
-    t[k] = '\0';
-    if (t[0] == '/') {
-        snprintf(out, n, "%s", t);
-    } else {
-        size_t dl = strrchr(path, '/') ? (size_t)(strrchr(path, '/') - path) : 0;
-        if (snprintf(out, n, "%.*s/%s", (int)dl, path, t) >= (int)n)
-            return false;
-    }
     cordon_path_normalize(out);
     return true;
 }
@@ -242,27 +338,35 @@ static bool read_denied(const struct observer *o, const char *path)
     return denied;
 }
 
-static bool refused(const struct observer *o, int rfd, const char *path, enum obs_kind k,
-                    uint64_t flags, bool follow, bool placeholder, char *target, size_t tn)
+/* Will the operation be refused by the view (a read-only mount, a denied
+ * directory)? Operations that fail for other reasons (EEXIST, ENOENT) or
+ * that write nothing are not denials. path is the normalised path (for the
+ * policy's lists), walk the one the caller gave, made absolute, which the
+ * lookups resolve as the kernel does. */
+static bool refused(const struct observer *o, int rfd, const char *path, const char *walk,
+                    enum obs_kind k, uint64_t flags, bool follow, bool placeholder)
 {
-    target[0] = '\0';
     if (read_denied(o, path))
         return k != K_OPEN || (flags & (O_WRONLY | O_RDWR | O_TRUNC | O_APPEND | O_CREAT));
-    enum lookup obj = lookup(rfd, path, follow);
+    enum lookup obj = lookup(rfd, walk, follow);
     if (obj == L_UNKNOWN)
         return false;
-    if (follow && obj == L_ABSENT && link_target(rfd, path, target, tn)) {
+    char lt[PATH_MAX * 2];
+    if (follow && obj == L_ABSENT && dangling_target(rfd, walk, lt, sizeof(lt))) {
         /* A dangling link: the object made is its target. Through /proc it
          * is the caller's own (/dev/stdout -> /proc/self/fd/1): not judged. */
-        if (cordon_path_is_prefix("/proc", target))
+        char norm[PATH_MAX * 2];
+        snprintf(norm, sizeof(norm), "%s", lt);
+        cordon_path_normalize(norm);
+        if (cordon_path_is_prefix("/proc", norm))
             return false;
-        path = target;
+        walk = lt;
     }
     switch (k) {
     case K_OPEN: {
         bool write = flags & (O_WRONLY | O_RDWR | O_TRUNC | O_APPEND);
         if (obj == L_ABSENT)
-            return (flags & O_CREAT) && lookup_parent(rfd, path) == L_RO;
+            return (flags & O_CREAT) && lookup_parent(rfd, walk) == L_RO;
         if ((flags & O_CREAT) && (flags & O_EXCL))
             return false; /* EEXIST */
         return write && obj == L_RO;
@@ -270,9 +374,9 @@ static bool refused(const struct observer *o, int rfd, const char *path, enum ob
     case K_CREATE:
         /* EEXIST is no denial, except on cordon's placeholder for a
          * protected name (".claude" exists only because it is protected) */
-        return obj == L_ABSENT ? lookup_parent(rfd, path) == L_RO : placeholder;
+        return obj == L_ABSENT ? lookup_parent(rfd, walk) == L_RO : placeholder;
     case K_REMOVE:
-        return obj != L_ABSENT && (obj == L_RO || lookup_parent(rfd, path) == L_RO);
+        return obj != L_ABSENT && (obj == L_RO || lookup_parent(rfd, walk) == L_RO);
     case K_CHANGE:
         return obj == L_RO;
     }
@@ -530,34 +634,41 @@ static void observe_write(struct observer *o, const struct seccomp_notif *req)
               : o->cfg.seccomp.allow_nested_userns ? root_fd(&own, (pid_t)req->pid)
                                                    : root_fd(&o->rootfd, (pid_t)req->pid);
     for (int i = 0; i < np && rfd >= 0; i++) {
-        char raw[PATH_MAX], base[PATH_MAX], full[PATH_MAX * 2];
+        char raw[PATH_MAX], base[PATH_MAX], full[PATH_MAX * 2], walk[PATH_MAX * 2];
         if (read_string((pid_t)req->pid, pa[i].addr, raw, sizeof(raw)) < 0)
             continue;
         /* The memory was read while the caller waited: still the same call? */
         if (ioctl(o->fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0)
             break;
         if (raw[0] == '/') {
-            snprintf(full, sizeof(full), "%s", raw);
+            snprintf(walk, sizeof(walk), "%s", raw);
         } else {
             if (base_dir((pid_t)req->pid, pa[i].dirfd, base, sizeof(base)) < 0)
                 continue;
-            snprintf(full, sizeof(full), "%s/%s", base, raw);
+            snprintf(walk, sizeof(walk), "%s/%s", base, raw);
         }
+        snprintf(full, sizeof(full), "%s", walk);
         cordon_path_normalize(full);
         /* a rename onto an existing name replaces it: judged as a removal */
         enum obs_kind k = pa[i].kind;
-        if (i == 1 && k == K_CREATE && lookup(rfd, full, false) != L_ABSENT)
+        if (i == 1 && k == K_CREATE && lookup(rfd, walk, false) != L_ABSENT)
             k = K_REMOVE;
-        char target[PATH_MAX * 2];
-        if (!refused(o, rfd, full, k, pa[i].flags, pa[i].follow, is_placeholder(o, full), target,
-                     sizeof(target)))
+        if (!refused(o, rfd, full, walk, k, pa[i].flags, pa[i].follow, is_placeholder(o, full)))
             continue;
+        /* Where a symlink in the path (its last component, followed, or a
+         * directory above) led: recorded as target, and judged there. */
+        char root[PATH_MAX], target[PATH_MAX * 2];
+        bool follow = pa[i].follow && (k == K_OPEN || k == K_CHANGE);
+        if (!root_path(o, (pid_t)req->pid, own >= 0, root, sizeof(root)) ||
+            !where_it_led(root, rfd, walk, follow, target, sizeof(target)) ||
+            strcmp(target, full) == 0)
+            target[0] = '\0';
         char rb[PATH_MAX + 32];
         const char *rule = rule_for(o, target[0] ? target : full, rb, sizeof(rb));
         char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, d->nr);
         json_t *f = json_pack("{s:s, s:o, s:s, s:i}", "op", name ? name : "write", "path",
                               audit_str(full), "rule", rule, "pid", (int)req->pid);
-        if (f && target[0]) /* written through a symlink: where it leads */
+        if (f && target[0])
             json_object_set_new(f, "target", audit_str(target));
         free(name);
         hand_off(o, "fs.deny", false, f, NULL);

@@ -1113,12 +1113,56 @@ def test_write_through_a_workspace_symlink_is_recorded(w):
     os.symlink(w.out, os.path.join(w.ws, "l3"))
     p = w.sh(s, 'echo > l1; echo >> l2; echo > l3/new; exit 0')
     assert p.stderr.count("Read-only file system") == 3, p.stderr
-    # The path as the command named it; a dangling link's target as well.
+    # The path as the command named it; where the symlink led as target,
+    # whether the object there exists (l2) or not (l1), and whether the link
+    # is the last component (l1, l2) or a directory above it (l3).
     recs = events(w.audit(), "fs.deny")
     assert fs_fields(recs) == [("openat", w.ws + "/l1", NOT_IN),
                                ("openat", w.ws + "/l2", NOT_IN),
                                ("openat", w.ws + "/l3/new", NOT_IN)]
-    assert [r.get("target") for r in recs] == ["/etc/cordon-new", None, None]
+    assert [r.get("target") for r in recs] == ["/etc/cordon-new", w.out + "/pub.txt",
+                                               w.out + "/new"]
+    for r in recs:
+        assert set(r) == FS_KEYS | {"target"}, r
+
+
+def test_target_is_where_every_kind_of_symlink_led(w):
+    """target is absolute and normalised, through relative links, chains,
+    a dangling chain, links in a directory above the last component (also
+    for syscalls that do not follow the last one), a link outside the write
+    roots to a file elsewhere (ln -s /etc/passwd l; echo x > l), and ".."
+    after a link, which the kernel takes from where the link led (l3/..
+    is the tree's base, not the workspace, so that write is refused)."""
+    s, _ = w.settings()
+    ws, out, base = w.ws, w.out, w.sb.base
+    os.symlink(os.path.relpath(out + "/pub.txt", ws), os.path.join(ws, "rel"))
+    os.symlink("rel", os.path.join(ws, "chain"))
+    os.symlink("d1", os.path.join(ws, "dchain"))
+    os.symlink(out + "/./empty/../nothere", os.path.join(ws, "d1"))
+    os.symlink(out, os.path.join(ws, "l3"))
+    os.symlink("/etc/passwd", os.path.join(out, "pw"))
+    os.symlink(w.out + "/pub.txt", os.path.join(out, "pub2"))
+    steps = [
+        ([257, AT_FDCWD, "rel", O_WRONLY | O_APPEND], "openat", ws + "/rel", out + "/pub.txt"),
+        ([257, AT_FDCWD, "chain", O_WRONLY | O_APPEND], "openat", ws + "/chain",
+         out + "/pub.txt"),
+        ([257, AT_FDCWD, "dchain", O_WRONLY | O_CREAT, 0o644], "openat", ws + "/dchain",
+         out + "/nothere"),
+        ([83, "l3/sub", 0o755], "mkdir", ws + "/l3/sub", out + "/sub"),
+        ([87, "l3/pub.txt"], "unlink", ws + "/l3/pub.txt", out + "/pub.txt"),
+        ([90, "l3//pub2", 0o600], "chmod", ws + "/l3/pub2", out + "/pub.txt"),
+        ([257, AT_FDCWD, out + "/pw", O_WRONLY | O_TRUNC], "openat", out + "/pw", "/etc/passwd"),
+        ([257, AT_FDCWD, "l3/../new", O_WRONLY | O_CREAT, 0o644], "openat", ws + "/new",
+         base + "/new"),
+        ([257, AT_FDCWD, out + "/pub.txt", O_WRONLY], "openat", out + "/pub.txt", None),
+    ]
+    res, p = w.syscalls(s, [st[0] for st in steps])
+    assert res == ["EROFS"] * len(steps), res
+    recs = events(w.audit(), "fs.deny")
+    assert [(r["op"], r["path"], r.get("target")) for r in recs] == [
+        (op, path, target) for _, op, path, target in steps]
+    assert {r["rule"] for r in recs} == {NOT_IN}
+    assert not os.path.exists(ws + "/new") and not os.path.exists(base + "/new")
 
 
 def test_fchmodat2_is_observed(w):
