@@ -164,18 +164,32 @@ static void hand_off(struct observer *o, const char *event, bool quiet, json_t *
 
 enum lookup { L_ABSENT, L_RW, L_RO, L_UNKNOWN };
 
+/* Where lookups start: the caller's root (RESOLVE_IN_ROOT), or a directory
+ * of the caller's that its root does not lead to (RESOLVE_BENEATH: see
+ * observe_write). */
+struct view {
+    int fd;
+    uint64_t scope;
+};
+
 /* Open path (O_PATH) in the caller's view, its final symlink followed or
  * not, resolved as the kernel resolves it for the caller: below the
  * caller's root (RESOLVE_IN_ROOT: ".." and absolute symlinks stop there),
  * each ".." after the component it follows. Magic links (/proc/self/fd/N)
- * are refused (ELOOP). */
-static int open_in_root(int rfd, const char *path, bool follow)
+ * are refused (ELOOP); from a directory the root does not lead to, so is
+ * any way out of it (EXDEV). */
+static int open_in(const struct view *v, const char *path, bool follow)
 {
     struct open_how how = { .flags = O_PATH | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW),
-                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-    while (*path == '/')
-        path++;
-    return (int)syscall(SYS_openat2, rfd, *path ? path : ".", &how, sizeof(how));
+                            .resolve = v->scope | RESOLVE_NO_MAGICLINKS };
+    if (v->scope == RESOLVE_IN_ROOT) {
+        while (*path == '/')
+            path++;
+    } else if (*path == '/') {
+        errno = EXDEV;
+        return -1;
+    }
+    return (int)syscall(SYS_openat2, v->fd, *path ? path : ".", &how, sizeof(how));
 }
 
 /* Look path up in the caller's view: absent, on a writable mount, on a
@@ -183,9 +197,9 @@ static int open_in_root(int rfd, const char *path, bool follow)
  * /proc/self/fd/1, which means the caller's own fd: not judged here). A
  * directory the caller may not search (a denied one, mode 000) counts as
  * read-only. */
-static enum lookup lookup(int rfd, const char *path, bool follow)
+static enum lookup lookup(const struct view *v, const char *path, bool follow)
 {
-    int fd = open_in_root(rfd, path, follow);
+    int fd = open_in(v, path, follow);
     if (fd < 0)
         return errno == ENOENT || errno == ENOTDIR ? L_ABSENT
                : errno == EACCES                   ? L_RO
@@ -216,11 +230,11 @@ static void split_last(const char *path, char *dir, size_t dn, char *last, size_
         *slash = '\0';
 }
 
-static enum lookup lookup_parent(int rfd, const char *path)
+static enum lookup lookup_parent(const struct view *v, const char *path)
 {
     char dir[PATH_MAX * 2], last[PATH_MAX];
     split_last(path, dir, sizeof(dir), last, sizeof(last));
-    return lookup(rfd, dir, true);
+    return lookup(v, dir, true);
 }
 
 enum obs_kind {
@@ -235,13 +249,13 @@ enum obs_kind {
  * normalised: its ".." follows what the directory resolves to), through
  * a chain of them as the kernel follows it for O_CREAT (at most 40). False
  * when path is not a symlink. */
-static bool dangling_target(int rfd, const char *path, char *out, size_t n)
+static bool dangling_target(const struct view *v, const char *path, char *out, size_t n)
 {
     char cur[PATH_MAX * 2];
     snprintf(cur, sizeof(cur), "%s", path);
     bool any = false;
     for (int hops = 0; hops < 40; hops++) {
-        int fd = open_in_root(rfd, cur, false);
+        int fd = open_in(v, cur, false);
         if (fd < 0)
             break;
         char t[PATH_MAX];
@@ -287,10 +301,10 @@ static bool view_path(const char *root, int fd, char *out, size_t n)
  * it names, else (a name that does not exist) the directory that would
  * hold it and the name; a dangling symlink followed leads to what it
  * would create. False when unknown. */
-static bool where_it_led(const char *root, int rfd, const char *path, bool follow, char *out,
+static bool where_it_led(const char *root, const struct view *v, const char *path, bool follow, char *out,
                          size_t n)
 {
-    int fd = open_in_root(rfd, path, follow);
+    int fd = open_in(v, path, follow);
     if (fd >= 0) {
         bool ok = view_path(root, fd, out, n);
         close(fd);
@@ -299,10 +313,10 @@ static bool where_it_led(const char *root, int rfd, const char *path, bool follo
     if (errno != ENOENT)
         return false;
     char lt[PATH_MAX * 2], dir[PATH_MAX * 2], last[PATH_MAX], d[PATH_MAX];
-    if (follow && dangling_target(rfd, path, lt, sizeof(lt)))
+    if (follow && dangling_target(v, path, lt, sizeof(lt)))
         path = lt;
     split_last(path, dir, sizeof(dir), last, sizeof(last));
-    fd = open_in_root(rfd, dir, true);
+    fd = open_in(v, dir, true);
     if (fd < 0)
         return false;
     bool ok = view_path(root, fd, d, sizeof(d));
@@ -343,16 +357,16 @@ static bool read_denied(const struct observer *o, const char *path)
  * that write nothing are not denials. path is the normalised path (for the
  * policy's lists), walk the one the caller gave, made absolute, which the
  * lookups resolve as the kernel does. */
-static bool refused(const struct observer *o, int rfd, const char *path, const char *walk,
+static bool refused(const struct observer *o, const struct view *v, const char *path, const char *walk,
                     enum obs_kind k, uint64_t flags, bool follow, bool placeholder)
 {
     if (read_denied(o, path))
         return k != K_OPEN || (flags & (O_WRONLY | O_RDWR | O_TRUNC | O_APPEND | O_CREAT));
-    enum lookup obj = lookup(rfd, walk, follow);
+    enum lookup obj = lookup(v, walk, follow);
     if (obj == L_UNKNOWN)
         return false;
     char lt[PATH_MAX * 2];
-    if (follow && obj == L_ABSENT && dangling_target(rfd, walk, lt, sizeof(lt))) {
+    if (follow && obj == L_ABSENT && dangling_target(v, walk, lt, sizeof(lt))) {
         /* A dangling link: the object made is its target. Through /proc it
          * is the caller's own (/dev/stdout -> /proc/self/fd/1): not judged. */
         char norm[PATH_MAX * 2];
@@ -366,7 +380,7 @@ static bool refused(const struct observer *o, int rfd, const char *path, const c
     case K_OPEN: {
         bool write = flags & (O_WRONLY | O_RDWR | O_TRUNC | O_APPEND);
         if (obj == L_ABSENT)
-            return (flags & O_CREAT) && lookup_parent(rfd, walk) == L_RO;
+            return (flags & O_CREAT) && lookup_parent(v, walk) == L_RO;
         if ((flags & O_CREAT) && (flags & O_EXCL))
             return false; /* EEXIST */
         return write && obj == L_RO;
@@ -374,9 +388,9 @@ static bool refused(const struct observer *o, int rfd, const char *path, const c
     case K_CREATE:
         /* EEXIST is no denial, except on cordon's placeholder for a
          * protected name (".claude" exists only because it is protected) */
-        return obj == L_ABSENT ? lookup_parent(rfd, walk) == L_RO : placeholder;
+        return obj == L_ABSENT ? lookup_parent(v, walk) == L_RO : placeholder;
     case K_REMOVE:
-        return obj != L_ABSENT && (obj == L_RO || lookup_parent(rfd, walk) == L_RO);
+        return obj != L_ABSENT && (obj == L_RO || lookup_parent(v, walk) == L_RO);
     case K_CHANGE:
         return obj == L_RO;
     }
@@ -618,6 +632,50 @@ static const char *errno_name(int e)
     }
 }
 
+/* Does the caller's root lead to its directory dirfd (AT_FDCWD: its working
+ * directory), which /proc names base? Not for a detached mount tree
+ * (open_tree(2) with OPEN_TREE_CLONE, fsmount(2)), which /proc names from
+ * the tree's own top ("/" for the clone of .../outside), nor for a
+ * directory outside the caller's chroot(2). Both need namespaces of the
+ * command's own (allowNestedUserNamespaces), so only then is it asked: the
+ * directory itself is opened (*copy) and compared with what base names in
+ * the caller's root, and base is made relative to that root. */
+static bool reachable(struct observer *o, pid_t pid, int dirfd, int rfd, char *base, int *copy)
+{
+    char link[64];
+    if (dirfd == AT_FDCWD)
+        snprintf(link, sizeof(link), "/proc/%d/cwd", pid);
+    else
+        snprintf(link, sizeof(link), "/proc/%d/fd/%d", pid, dirfd);
+    *copy = open(link, O_PATH | O_CLOEXEC);
+    struct statx a;
+    if (*copy < 0 || statx(*copy, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &a) < 0)
+        return false;
+    const struct view v = { rfd, RESOLVE_IN_ROOT };
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) { /* chrooted: base from the caller's root */
+            char root[PATH_MAX];
+            size_t rl;
+            if (!root_path(o, pid, true, root, sizeof(root)) || strcmp(root, "/") == 0 ||
+                !cordon_path_is_prefix(root, base))
+                return false;
+            rl = strlen(root);
+            memmove(base, base[rl] ? base + rl : "/", strlen(base[rl] ? base + rl : "/") + 1);
+        }
+        int fd = open_in(&v, base, true);
+        struct statx b;
+        bool same = fd >= 0 && statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &b) == 0 &&
+                    a.stx_ino == b.stx_ino && a.stx_dev_major == b.stx_dev_major &&
+                    a.stx_dev_minor == b.stx_dev_minor &&
+                    (!(a.stx_mask & b.stx_mask & STATX_MNT_ID) || a.stx_mnt_id == b.stx_mnt_id);
+        if (fd >= 0)
+            close(fd);
+        if (same)
+            return true;
+    }
+    return false;
+}
+
 static void observe_write(struct observer *o, const struct seccomp_notif *req)
 {
     const struct seccomp_data *d = &req->data;
@@ -640,31 +698,56 @@ static void observe_write(struct observer *o, const struct seccomp_notif *req)
         /* The memory was read while the caller waited: still the same call? */
         if (ioctl(o->fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0)
             break;
+        struct view v = { rfd, RESOLVE_IN_ROOT };
+        _cleanup_close_ int copy = -1;
+        bool unreachable = false;
         if (raw[0] == '/') {
             snprintf(walk, sizeof(walk), "%s", raw);
+            snprintf(full, sizeof(full), "%s", raw);
+            cordon_path_normalize(full);
         } else {
             if (base_dir((pid_t)req->pid, pa[i].dirfd, base, sizeof(base)) < 0)
                 continue;
-            snprintf(walk, sizeof(walk), "%s/%s", base, raw);
+            if (own >= 0 && !reachable(o, (pid_t)req->pid, pa[i].dirfd, rfd, base, &copy)) {
+                /* Judged below that directory, and named as getcwd(3)
+                 * names a directory the root does not lead to. */
+                if (copy < 0)
+                    continue;
+                v = (struct view){ copy, RESOLVE_BENEATH };
+                unreachable = true;
+                snprintf(walk, sizeof(walk), "%s", raw);
+            } else {
+                snprintf(walk, sizeof(walk), "%s/%s", base, raw);
+            }
+            char p[PATH_MAX * 2];
+            snprintf(p, sizeof(p), "%s/%s", base, raw);
+            cordon_path_normalize(p);
+            if (snprintf(full, sizeof(full), "%s%s", unreachable ? "(unreachable)" : "", p) >=
+                (int)sizeof(full))
+                continue;
         }
-        snprintf(full, sizeof(full), "%s", walk);
-        cordon_path_normalize(full);
         /* a rename onto an existing name replaces it: judged as a removal */
         enum obs_kind k = pa[i].kind;
-        if (i == 1 && k == K_CREATE && lookup(rfd, walk, false) != L_ABSENT)
+        if (i == 1 && k == K_CREATE && lookup(&v, walk, false) != L_ABSENT)
             k = K_REMOVE;
-        if (!refused(o, rfd, full, walk, k, pa[i].flags, pa[i].follow, is_placeholder(o, full)))
+        if (!refused(o, &v, full, walk, k, pa[i].flags, pa[i].follow, is_placeholder(o, full)))
             continue;
         /* Where a symlink in the path (its last component, followed, or a
          * directory above) led: recorded as target, and judged there. */
-        char root[PATH_MAX], target[PATH_MAX * 2];
+        char root[PATH_MAX], led[PATH_MAX * 2], target[PATH_MAX * 2];
         bool follow = pa[i].follow && (k == K_OPEN || k == K_CHANGE);
-        if (!root_path(o, (pid_t)req->pid, own >= 0, root, sizeof(root)) ||
-            !where_it_led(root, rfd, walk, follow, target, sizeof(target)) ||
+        if (unreachable)
+            snprintf(root, sizeof(root), "/");
+        if ((!unreachable && !root_path(o, (pid_t)req->pid, own >= 0, root, sizeof(root))) ||
+            !where_it_led(root, &v, walk, follow, led, sizeof(led)) ||
+            snprintf(target, sizeof(target), "%s%s", unreachable ? "(unreachable)" : "", led) >=
+                (int)sizeof(target) ||
             strcmp(target, full) == 0)
             target[0] = '\0';
         char rb[PATH_MAX + 32];
-        const char *rule = rule_for(o, target[0] ? target : full, rb, sizeof(rb));
+        /* a tree no path names: no rule of the policy can be named either */
+        const char *rule = unreachable ? "read-only mount"
+                                       : rule_for(o, target[0] ? target : full, rb, sizeof(rb));
         char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, d->nr);
         json_t *f = json_pack("{s:s, s:o, s:s, s:i}", "op", name ? name : "write", "path",
                               audit_str(full), "rule", rule, "pid", (int)req->pid);

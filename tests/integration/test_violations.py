@@ -1198,3 +1198,95 @@ def test_a_chrooted_callers_paths_are_judged_in_its_own_root(w):
     assert p.stdout == "outer EROFS\ninner created\n", (p.stdout, p.stderr)
     assert os.path.isfile(os.path.join(w.ws, "jail", "new.txt"))
     assert fs_fields(w.audit()) == [("openat", w.out + "/pub.txt", NOT_IN)]
+
+
+# A command with allowNestedUserNamespaces may hold directories its root
+# does not lead to: a detached mount tree (open_tree(2) OPEN_TREE_CLONE of
+# a mount it copied into a mount namespace of its own) or a working
+# directory left outside its chroot(2). Writes below them are judged there
+# and named as getcwd(3) names such a directory: "(unreachable)/...".
+DETACHED = r'''
+import ctypes, errno, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def clone(p):   # open_tree(AT_FDCWD, p, OPEN_TREE_CLONE | AT_RECURSIVE | OPEN_TREE_CLOEXEC)
+    r = libc.syscall(ctypes.c_long(428), ctypes.c_long(-100), ctypes.c_char_p(p.encode()),
+                     ctypes.c_long(1 | 0x8000 | 0o2000000))
+    if r < 0:
+        print("open_tree", errno.errorcode[ctypes.get_errno()])
+        sys.exit(0)
+    return r
+def step(what, f):
+    try:
+        f()
+        print(what, "OK")
+    except OSError as e:
+        print(what, errno.errorcode[e.errno])
+if sys.argv[3] == "nested" and libc.unshare(0x10000000 | 0x20000) != 0:
+    sys.exit("unshare: " + errno.errorcode[ctypes.get_errno()])
+ro, rw = clone(sys.argv[1]), clone(sys.argv[2])
+step("append", lambda: os.open("pub.txt", os.O_WRONLY | os.O_APPEND, dir_fd=ro))
+step("create", lambda: os.open("new.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=ro))
+step("create-rw", lambda: os.open("made.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=rw))
+os.fchdir(ro)
+step("mkdir", lambda: os.mkdir("dd"))
+'''
+
+
+def test_writes_below_a_detached_mount_are_judged_there_and_named_unreachable(w):
+    """The listener used to join the path to what /proc showed for the
+    descriptor ("/" for a clone of outside/) and judge that in the sandbox's
+    root: a refused append there went unrecorded (no /pub.txt), and a file
+    made in a clone of the writable workspace was recorded as a denial."""
+    s, _ = w.settings(extra={"allowNestedUserNamespaces": True})
+    p = w.run(s, PY, "-c", DETACHED, w.out, w.ws, "nested")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\n") == ["append EROFS", "create EROFS", "create-rw OK",
+                                    "mkdir EROFS", ""], p.stdout
+    assert os.path.isfile(os.path.join(w.ws, "made.txt"))
+    recs = events(w.audit(), "fs.deny")
+    ro = "read-only mount"
+    assert fs_fields(recs) == [("openat", "(unreachable)/pub.txt", ro),
+                               ("openat", "(unreachable)/new.txt", ro),
+                               ("mkdir", "(unreachable)/dd", ro)]
+    for r in recs:
+        assert set(r) == FS_KEYS, r
+    assert "blocked 3 writes ((unreachable)/pub.txt (read-only mount), ...)" in p.stderr
+
+
+def test_open_tree_is_refused_without_nested_namespaces(w):
+    """Without allowNestedUserNamespaces the filter refuses open_tree: no
+    detached tree to write through."""
+    s, _ = w.settings()
+    p = w.run(s, PY, "-c", DETACHED, w.out, w.ws, "flat")
+    assert (p.returncode, p.stdout) == (0, "open_tree EPERM\n"), p.stderr
+    assert sys_fields(w.audit()) == [("open_tree", 428, "EPERM")]
+    assert fs_fields(w.audit()) == []
+
+
+def test_a_chrooted_callers_relative_paths_and_targets_are_in_its_own_root(w):
+    """A working directory left outside the chroot is "(unreachable)" (as
+    getcwd(3) says); inside it, a relative path and where a symlink led are
+    named from the caller's root, not from the sandbox's."""
+    s, _ = w.settings(extra={"allowNestedUserNamespaces": True})
+    os.symlink("pub.txt", os.path.join(w.out, "rel"))
+    script = (
+        "import ctypes, errno, os, sys\n"
+        "def step(what, f):\n"
+        "    try:\n        f(); print(what, 'OK')\n"
+        "    except OSError as e:\n        print(what, errno.errorcode[e.errno])\n"
+        "os.mkdir('jail')\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "if libc.unshare(0x10000000) != 0:\n"
+        "    sys.exit('unshare: ' + errno.errorcode[ctypes.get_errno()])\n"
+        "os.chdir(sys.argv[1]); os.chroot(sys.argv[2])\n"
+        "step('outside', lambda: open('pub.txt', 'a'))\n"
+        "os.chroot('.'); os.chdir('/')\n"
+        "step('inside', lambda: open('rel', 'a'))\n")
+    p = w.run(s, PY, "-c", script, w.out, w.ws + "/jail")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "outside EROFS\ninside EROFS\n", (p.stdout, p.stderr)
+    recs = events(w.audit(), "fs.deny")
+    assert [(r["op"], r["path"], r["rule"], r.get("target")) for r in recs] == [
+        ("openat", "(unreachable)" + w.out + "/pub.txt", "read-only mount", None),
+        ("openat", "/rel", NOT_IN, "/pub.txt")]
