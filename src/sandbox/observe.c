@@ -19,7 +19,9 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/statvfs.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h> /* ST_RDONLY */
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -48,6 +50,11 @@ struct observer {
     int rootfd;       /* the thread's: the caller's root (see root_fd), or -1 */
     int loop_rootfd;  /* the loop's, for connect() */
     char rootpath[PATH_MAX]; /* the thread's: rootfd's path (root_path), or "" */
+    struct mount_ro {
+        uint64_t id;
+        bool ro;
+    } mounts[64];             /* the thread's: see mount_state */
+    size_t nmounts;
     struct observe_config cfg;
     struct seccomp_notif *req;        /* the thread's */
     struct seccomp_notif_resp *resp;  /* the thread's */
@@ -192,22 +199,78 @@ static int open_in(const struct view *v, const char *path, bool follow)
     return (int)syscall(SYS_openat2, v->fd, *path ? path : ".", &how, sizeof(how));
 }
 
-/* Look path up in the caller's view: absent, on a writable mount, on a
- * read-only one, or unknown (a magic link such as /dev/stdout ->
- * /proc/self/fd/1, which means the caller's own fd: not judged here). A
- * directory the caller may not search (a denied one, mode 000) counts as
- * read-only. */
-static enum lookup lookup(const struct view *v, const char *path, bool follow)
+/* What a lookup found: absent, on a writable mount, on a read-only one, or
+ * unknown (a magic link such as /dev/stdout -> /proc/self/fd/1, which means
+ * the caller's own fd: not judged here). A directory the caller may not
+ * search (a denied one, mode 000) counts as read-only. */
+struct found {
+    enum lookup st;
+    bool dangling;    /* followed: a symlink whose target does not exist */
+    bool mount_root;  /* the root of its mount (or not known): its directory
+                         may lie on another mount */
+};
+
+static enum lookup failed(int e)
 {
-    int fd = open_in(v, path, follow);
-    if (fd < 0)
-        return errno == ENOENT || errno == ENOTDIR ? L_ABSENT
-               : errno == EACCES                   ? L_RO
-                                                   : L_UNKNOWN;
-    struct statvfs sv;
-    enum lookup r = fstatvfs(fd, &sv) < 0 ? L_UNKNOWN : (sv.f_flag & ST_RDONLY) ? L_RO : L_RW;
+    return e == ENOENT || e == ENOTDIR ? L_ABSENT : e == EACCES ? L_RO : L_UNKNOWN;
+}
+
+/* Is fd's mount read-only? The answer per mount id is kept when cache is
+ * set: the sandbox's mounts are made before the command starts and it can
+ * neither add, remove nor remount one (no CAP_SYS_ADMIN, and the filter
+ * refuses the mount family unless allowNestedUserNamespaces, when it is not
+ * kept). */
+static enum lookup mount_state(struct observer *o, int fd, const struct statx *sx, bool cache)
+{
+    cache = cache && (sx->stx_mask & STATX_MNT_ID);
+    for (size_t i = 0; cache && i < o->nmounts; i++)
+        if (o->mounts[i].id == sx->stx_mnt_id)
+            return o->mounts[i].ro ? L_RO : L_RW;
+    struct statfs sf;
+    if (fstatfs(fd, &sf) < 0)
+        return L_UNKNOWN;
+    bool ro = sf.f_flags & ST_RDONLY;
+    if (cache && o->nmounts < sizeof(o->mounts) / sizeof(o->mounts[0]))
+        o->mounts[o->nmounts++] = (struct mount_ro){ sx->stx_mnt_id, ro };
+    return ro ? L_RO : L_RW;
+}
+
+/* Look path up in the caller's view. Followed, it is first looked up
+ * without following: for a name that does not exist (a file being made)
+ * that one lookup also says it is no dangling symlink. */
+static struct found look(struct observer *o, const struct view *v, const char *path, bool follow,
+                         bool cache)
+{
+    struct found f = { .st = L_UNKNOWN, .mount_root = true };
+    int fd = open_in(v, path, false);
+    if (fd < 0) {
+        f.st = failed(errno);
+        return f;
+    }
+    struct statx sx;
+    const unsigned mask = STATX_TYPE | STATX_MNT_ID;
+    if (statx(fd, "", AT_EMPTY_PATH, mask, &sx) < 0) {
+        close(fd);
+        return f;
+    }
+    if (follow && S_ISLNK(sx.stx_mode)) {
+        close(fd);
+        fd = open_in(v, path, true);
+        if (fd < 0) {
+            f.st = failed(errno);
+            f.dangling = f.st == L_ABSENT;
+            return f;
+        }
+        if (statx(fd, "", AT_EMPTY_PATH, mask, &sx) < 0) {
+            close(fd);
+            return f;
+        }
+    }
+    f.mount_root = !(sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) ||
+                   (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+    f.st = mount_state(o, fd, &sx, cache);
     close(fd);
-    return r;
+    return f;
 }
 
 /* The directory that holds path's last component, and that component, as
@@ -230,17 +293,19 @@ static void split_last(const char *path, char *dir, size_t dn, char *last, size_
         *slash = '\0';
 }
 
-static enum lookup lookup_parent(const struct view *v, const char *path)
+static enum lookup lookup_parent(struct observer *o, const struct view *v, const char *path,
+                                 bool cache)
 {
     char dir[PATH_MAX * 2], last[PATH_MAX];
     split_last(path, dir, sizeof(dir), last, sizeof(last));
-    return lookup(v, dir, true);
+    return look(o, v, dir, true, cache).st;
 }
 
 enum obs_kind {
     K_OPEN,    /* by its flags */
     K_CREATE,  /* a new name: EEXIST when it exists, else its directory decides */
     K_REMOVE,  /* an existing name leaves (or is replaced in) its directory */
+    K_REPLACE, /* a rename's new name: K_REMOVE when it exists, else K_CREATE */
     K_CHANGE,  /* an existing object changes (mode, owner, size) */
 };
 
@@ -357,16 +422,17 @@ static bool read_denied(const struct observer *o, const char *path)
  * that write nothing are not denials. path is the normalised path (for the
  * policy's lists), walk the one the caller gave, made absolute, which the
  * lookups resolve as the kernel does. */
-static bool refused(const struct observer *o, const struct view *v, const char *path, const char *walk,
-                    enum obs_kind k, uint64_t flags, bool follow, bool placeholder)
+static bool refused(struct observer *o, const struct view *v, bool cache, const char *path,
+                    const char *walk, enum obs_kind k, uint64_t flags, bool follow,
+                    bool placeholder)
 {
     if (read_denied(o, path))
         return k != K_OPEN || (flags & (O_WRONLY | O_RDWR | O_TRUNC | O_APPEND | O_CREAT));
-    enum lookup obj = lookup(v, walk, follow);
-    if (obj == L_UNKNOWN)
+    struct found obj = look(o, v, walk, follow, cache);
+    if (obj.st == L_UNKNOWN)
         return false;
     char lt[PATH_MAX * 2];
-    if (follow && obj == L_ABSENT && dangling_target(v, walk, lt, sizeof(lt))) {
+    if (obj.dangling && dangling_target(v, walk, lt, sizeof(lt))) {
         /* A dangling link: the object made is its target. Through /proc it
          * is the caller's own (/dev/stdout -> /proc/self/fd/1): not judged. */
         char norm[PATH_MAX * 2];
@@ -376,23 +442,29 @@ static bool refused(const struct observer *o, const struct view *v, const char *
             return false;
         walk = lt;
     }
+    if (k == K_REPLACE)
+        k = obj.st == L_ABSENT ? K_CREATE : K_REMOVE;
     switch (k) {
     case K_OPEN: {
         bool write = flags & (O_WRONLY | O_RDWR | O_TRUNC | O_APPEND);
-        if (obj == L_ABSENT)
-            return (flags & O_CREAT) && lookup_parent(v, walk) == L_RO;
+        if (obj.st == L_ABSENT)
+            return (flags & O_CREAT) && lookup_parent(o, v, walk, cache) == L_RO;
         if ((flags & O_CREAT) && (flags & O_EXCL))
             return false; /* EEXIST */
-        return write && obj == L_RO;
+        return write && obj.st == L_RO;
     }
     case K_CREATE:
         /* EEXIST is no denial, except on cordon's placeholder for a
          * protected name (".claude" exists only because it is protected) */
-        return obj == L_ABSENT ? lookup_parent(v, walk) == L_RO : placeholder;
+        return obj.st == L_ABSENT ? lookup_parent(o, v, walk, cache) == L_RO : placeholder;
     case K_REMOVE:
-        return obj != L_ABSENT && (obj == L_RO || lookup_parent(v, walk) == L_RO);
+        /* its directory is on its mount, unless it is a mount's root */
+        return obj.st != L_ABSENT &&
+               (obj.st == L_RO || (obj.mount_root && lookup_parent(o, v, walk, cache) == L_RO));
     case K_CHANGE:
-        return obj == L_RO;
+        return obj.st == L_RO;
+    case K_REPLACE:
+        break;
     }
     return false;
 }
@@ -567,7 +639,7 @@ static int paths_of(pid_t pid, int nr, const uint64_t *a, struct pathargs out[2]
         return 1;
     case SYS_rename:
         out[0] = P(cwd, a[0], K_REMOVE, 0, false);
-        out[1] = P(cwd, a[1], K_CREATE, 0, false);
+        out[1] = P(cwd, a[1], K_REPLACE, 0, false);
         return 2;
     case SYS_link:
     case SYS_symlink:
@@ -608,7 +680,7 @@ static int paths_of(pid_t pid, int nr, const uint64_t *a, struct pathargs out[2]
     case SYS_renameat:
     case SYS_renameat2:
         out[0] = P(a[0], a[1], K_REMOVE, 0, false);
-        out[1] = P(a[2], a[3], K_CREATE, 0, false);
+        out[1] = P(a[2], a[3], K_REPLACE, 0, false);
         return 2;
     case SYS_linkat:
         out[0] = P(a[2], a[3], K_CREATE, 0, false);
@@ -688,16 +760,24 @@ static void observe_write(struct observer *o, const struct seccomp_notif *req)
      * namespaces allowed a task may chroot(2) in one of its own, so its
      * paths are resolved in its own root. */
     int own = -1;
-    int rfd = !np ? -1
-              : o->cfg.seccomp.allow_nested_userns ? root_fd(&own, (pid_t)req->pid)
-                                                   : root_fd(&o->rootfd, (pid_t)req->pid);
+    bool own_ns = o->cfg.seccomp.allow_nested_userns;
+    int rfd = !np     ? -1
+              : own_ns ? root_fd(&own, (pid_t)req->pid)
+                       : root_fd(&o->rootfd, (pid_t)req->pid);
+    char base[PATH_MAX];
+    int base_of = -1; /* whose directory base is (a rename names one twice) */
+    char raws[2][PATH_MAX];
+    bool got[2] = { false, false };
+    for (int i = 0; i < np && rfd >= 0; i++)
+        got[i] = read_string((pid_t)req->pid, pa[i].addr, raws[i], sizeof(raws[i])) >= 0;
+    /* The memory was read while the caller waited: still the same call? */
+    if (rfd >= 0 && (got[0] || got[1]) && ioctl(o->fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0)
+        np = 0;
     for (int i = 0; i < np && rfd >= 0; i++) {
-        char raw[PATH_MAX], base[PATH_MAX], full[PATH_MAX * 2], walk[PATH_MAX * 2];
-        if (read_string((pid_t)req->pid, pa[i].addr, raw, sizeof(raw)) < 0)
+        char full[PATH_MAX * 2], walk[PATH_MAX * 2];
+        const char *raw = raws[i];
+        if (!got[i])
             continue;
-        /* The memory was read while the caller waited: still the same call? */
-        if (ioctl(o->fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0)
-            break;
         struct view v = { rfd, RESOLVE_IN_ROOT };
         _cleanup_close_ int copy = -1;
         bool unreachable = false;
@@ -706,8 +786,11 @@ static void observe_write(struct observer *o, const struct seccomp_notif *req)
             snprintf(full, sizeof(full), "%s", raw);
             cordon_path_normalize(full);
         } else {
-            if (base_dir((pid_t)req->pid, pa[i].dirfd, base, sizeof(base)) < 0)
-                continue;
+            if (own_ns || base_of < 0 || pa[base_of].dirfd != pa[i].dirfd) {
+                if (base_dir((pid_t)req->pid, pa[i].dirfd, base, sizeof(base)) < 0)
+                    continue;
+                base_of = i;
+            }
             if (own >= 0 && !reachable(o, (pid_t)req->pid, pa[i].dirfd, rfd, base, &copy)) {
                 /* Judged below that directory, and named as getcwd(3)
                  * names a directory the root does not lead to. */
@@ -717,20 +800,20 @@ static void observe_write(struct observer *o, const struct seccomp_notif *req)
                 unreachable = true;
                 snprintf(walk, sizeof(walk), "%s", raw);
             } else {
-                snprintf(walk, sizeof(walk), "%s/%s", base, raw);
+                if (snprintf(walk, sizeof(walk), "%s/%s", base, raw) >= (int)sizeof(walk))
+                    continue;
             }
             char p[PATH_MAX * 2];
-            snprintf(p, sizeof(p), "%s/%s", base, raw);
+            if (snprintf(p, sizeof(p), "%s/%s", base, raw) >= (int)sizeof(p))
+                continue;
             cordon_path_normalize(p);
             if (snprintf(full, sizeof(full), "%s%s", unreachable ? "(unreachable)" : "", p) >=
                 (int)sizeof(full))
                 continue;
         }
-        /* a rename onto an existing name replaces it: judged as a removal */
         enum obs_kind k = pa[i].kind;
-        if (i == 1 && k == K_CREATE && lookup(&v, walk, false) != L_ABSENT)
-            k = K_REMOVE;
-        if (!refused(o, &v, full, walk, k, pa[i].flags, pa[i].follow, is_placeholder(o, full)))
+        if (!refused(o, &v, !own_ns, full, walk, k, pa[i].flags, pa[i].follow,
+                     is_placeholder(o, full)))
             continue;
         /* Where a symlink in the path (its last component, followed, or a
          * directory above) led: recorded as target, and judged there. */

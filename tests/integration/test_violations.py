@@ -397,6 +397,25 @@ def test_creating_a_name_that_exists_is_not_a_denial(w):
     assert p.stderr == ""
 
 
+def test_removal_is_judged_by_the_directory_of_a_mount_root(w):
+    """A name that is not a mount's root lies on its directory's mount, so
+    its removal is judged by its own (one lookup); a mount's root (the write
+    root itself, a protected name) by both."""
+    s, _ = w.settings()
+    ws = w.ws
+    w.sb.write("home/ws/a", "a\n")
+    steps = [
+        ([82, ws + "/a", ws + "/b"], "OK"),
+        ([316, AT_FDCWD, "b", AT_FDCWD, "mine.txt", 0], "OK"),   # onto an existing name
+        ([87, "mine.txt"], "OK"),
+        ([84, ws], "EROFS"),
+        ([82, ws, ws + "2"], "EROFS"),
+    ]
+    res, _ = w.syscalls(s, [st[0] for st in steps])
+    assert res == [st[1] for st in steps]
+    assert fs_fields(w.audit()) == [("rmdir", ws, NOT_IN), ("rename", ws, NOT_IN)]
+
+
 # ---------------------------------------------------------------------------
 # 3. reads of denied paths: recorded only with a write-intent flag
 
