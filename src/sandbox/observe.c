@@ -205,6 +205,8 @@ static int open_in(const struct view *v, const char *path, bool follow)
  * search (a denied one, mode 000) counts as read-only. */
 struct found {
     enum lookup st;
+    mode_t type;      /* S_IFMT of what was found, 0 when not known */
+    uint64_t mnt;     /* its mount's id, 0 when not known */
     bool dangling;    /* followed: a symlink whose target does not exist */
     bool mount_root;  /* the root of its mount (or not known): its directory
                          may lie on another mount */
@@ -266,6 +268,8 @@ static struct found look(struct observer *o, const struct view *v, const char *p
             return f;
         }
     }
+    f.type = sx.stx_mode & S_IFMT;
+    f.mnt = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0;
     f.mount_root = !(sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) ||
                    (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
     f.st = mount_state(o, fd, &sx, cache);
@@ -293,12 +297,18 @@ static void split_last(const char *path, char *dir, size_t dn, char *last, size_
         *slash = '\0';
 }
 
-static enum lookup lookup_parent(struct observer *o, const struct view *v, const char *path,
-                                 bool cache)
+static struct found look_parent(struct observer *o, const struct view *v, const char *path,
+                                bool cache)
 {
     char dir[PATH_MAX * 2], last[PATH_MAX];
     split_last(path, dir, sizeof(dir), last, sizeof(last));
-    return look(o, v, dir, true, cache).st;
+    return look(o, v, dir, true, cache);
+}
+
+static enum lookup lookup_parent(struct observer *o, const struct view *v, const char *path,
+                                 bool cache)
+{
+    return look_parent(o, v, path, cache).st;
 }
 
 enum obs_kind {
@@ -306,7 +316,8 @@ enum obs_kind {
     K_CREATE,  /* a new name: EEXIST when it exists, else its directory decides */
     K_REMOVE,  /* an existing name leaves (or is replaced in) its directory */
     K_REPLACE, /* a rename's new name: K_REMOVE when it exists, else K_CREATE */
-    K_CHANGE,  /* an existing object changes (mode, owner, size) */
+    K_CHANGE,  /* an existing object changes (mode, owner) */
+    K_TRUNCATE, /* an existing regular file's size changes */
 };
 
 /* What a dangling symlink at path leads to, as a path to resolve in the
@@ -422,10 +433,22 @@ static bool read_denied(const struct observer *o, const char *path)
  * that write nothing are not denials. path is the normalised path (for the
  * policy's lists), walk the one the caller gave, made absolute, which the
  * lookups resolve as the kernel does. */
+/* A new or removed name must be an ordinary one: "/", "." and ".." are
+ * EEXIST, EINVAL, ENOTEMPTY, EBUSY or EISDIR before the mount is asked
+ * (filename_create, do_rmdir, do_unlinkat, do_renameat2 in fs/namei.c). */
+static bool ordinary_name(const char *path)
+{
+    char dir[PATH_MAX * 2], last[PATH_MAX];
+    split_last(path, dir, sizeof(dir), last, sizeof(last));
+    return *last && strcmp(last, ".") != 0 && strcmp(last, "..") != 0;
+}
+
 static bool refused(struct observer *o, const struct view *v, bool cache, const char *path,
                     const char *walk, enum obs_kind k, uint64_t flags, bool follow,
                     bool placeholder)
 {
+    if (k != K_OPEN && k != K_CHANGE && k != K_TRUNCATE && !ordinary_name(walk))
+        return false;
     if (read_denied(o, path))
         return k != K_OPEN || (flags & (O_WRONLY | O_RDWR | O_TRUNC | O_APPEND | O_CREAT));
     struct found obj = look(o, v, walk, follow, cache);
@@ -451,6 +474,17 @@ static bool refused(struct observer *o, const struct view *v, bool cache, const 
             return (flags & O_CREAT) && lookup_parent(o, v, walk, cache) == L_RO;
         if ((flags & O_CREAT) && (flags & O_EXCL))
             return false; /* EEXIST */
+        /* What open(2) does with what it found (do_open, may_open): a
+         * symlink not followed is ELOOP; a directory EISDIR, unless
+         * O_TMPFILE makes a file in it; a FIFO or a socket is opened for
+         * writing on a read-only mount too (only regular files, directories
+         * and symlinks are EROFS there). */
+        if (S_ISLNK(obj.type))
+            return false;
+        if (S_ISDIR(obj.type))
+            return (flags & __O_TMPFILE) && obj.st == L_RO;
+        if (S_ISFIFO(obj.type) || S_ISSOCK(obj.type))
+            return false;
         return write && obj.st == L_RO;
     }
     case K_CREATE:
@@ -463,6 +497,9 @@ static bool refused(struct observer *o, const struct view *v, bool cache, const 
                (obj.st == L_RO || (obj.mount_root && lookup_parent(o, v, walk, cache) == L_RO));
     case K_CHANGE:
         return obj.st == L_RO;
+    case K_TRUNCATE:
+        /* a directory is EISDIR, anything else but a file EINVAL */
+        return obj.st == L_RO && (!obj.type || S_ISREG(obj.type));
     case K_REPLACE:
         break;
     }
@@ -647,7 +684,7 @@ static int paths_of(pid_t pid, int nr, const uint64_t *a, struct pathargs out[2]
         return 1;
 #endif
     case SYS_truncate:
-        out[0] = P(cwd, a[0], K_CHANGE, 0, true);
+        out[0] = P(cwd, a[0], K_TRUNCATE, 0, true);
         return 1;
     case SYS_openat:
         if (!open_attempted(a[2]))
@@ -773,52 +810,79 @@ static void observe_write(struct observer *o, const struct seccomp_notif *req)
     /* The memory was read while the caller waited: still the same call? */
     if (rfd >= 0 && (got[0] || got[1]) && ioctl(o->fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0)
         np = 0;
+    /* Each path: where its lookups start, the path they resolve (walk) and
+     * the one recorded (full). */
+    struct named {
+        bool ok, unreachable;
+        struct view v;
+        int copy;
+        char walk[PATH_MAX * 2], full[PATH_MAX * 2];
+    } nm[2];
     for (int i = 0; i < np && rfd >= 0; i++) {
-        char full[PATH_MAX * 2], walk[PATH_MAX * 2];
+        struct named *n = &nm[i];
         const char *raw = raws[i];
+        *n = (struct named){ .v = { rfd, RESOLVE_IN_ROOT }, .copy = -1 };
         if (!got[i])
             continue;
-        struct view v = { rfd, RESOLVE_IN_ROOT };
-        _cleanup_close_ int copy = -1;
-        bool unreachable = false;
         if (raw[0] == '/') {
-            snprintf(walk, sizeof(walk), "%s", raw);
-            snprintf(full, sizeof(full), "%s", raw);
-            cordon_path_normalize(full);
-        } else {
-            if (own_ns || base_of < 0 || pa[base_of].dirfd != pa[i].dirfd) {
-                if (base_dir((pid_t)req->pid, pa[i].dirfd, base, sizeof(base)) < 0)
-                    continue;
-                base_of = i;
-            }
-            if (own >= 0 && !reachable(o, (pid_t)req->pid, pa[i].dirfd, rfd, base, &copy)) {
-                /* Judged below that directory, and named as getcwd(3)
-                 * names a directory the root does not lead to. */
-                if (copy < 0)
-                    continue;
-                v = (struct view){ copy, RESOLVE_BENEATH };
-                unreachable = true;
-                snprintf(walk, sizeof(walk), "%s", raw);
-            } else {
-                if (snprintf(walk, sizeof(walk), "%s/%s", base, raw) >= (int)sizeof(walk))
-                    continue;
-            }
-            char p[PATH_MAX * 2];
-            if (snprintf(p, sizeof(p), "%s/%s", base, raw) >= (int)sizeof(p))
-                continue;
-            cordon_path_normalize(p);
-            if (snprintf(full, sizeof(full), "%s%s", unreachable ? "(unreachable)" : "", p) >=
-                (int)sizeof(full))
-                continue;
+            snprintf(n->walk, sizeof(n->walk), "%s", raw);
+            snprintf(n->full, sizeof(n->full), "%s", raw);
+            cordon_path_normalize(n->full);
+            n->ok = true;
+            continue;
         }
+        if (own_ns || base_of < 0 || pa[base_of].dirfd != pa[i].dirfd) {
+            if (base_dir((pid_t)req->pid, pa[i].dirfd, base, sizeof(base)) < 0)
+                continue;
+            base_of = i;
+        }
+        if (own >= 0 && !reachable(o, (pid_t)req->pid, pa[i].dirfd, rfd, base, &n->copy)) {
+            /* Judged below that directory, and named as getcwd(3) names a
+             * directory the root does not lead to. */
+            if (n->copy < 0)
+                continue;
+            n->v = (struct view){ n->copy, RESOLVE_BENEATH };
+            n->unreachable = true;
+            snprintf(n->walk, sizeof(n->walk), "%s", raw);
+        } else if (snprintf(n->walk, sizeof(n->walk), "%s/%s", base, raw) >=
+                   (int)sizeof(n->walk)) {
+            continue;
+        }
+        char p[PATH_MAX * 2];
+        if (snprintf(p, sizeof(p), "%s/%s", base, raw) >= (int)sizeof(p))
+            continue;
+        cordon_path_normalize(p);
+        n->ok = snprintf(n->full, sizeof(n->full), "%s%s", n->unreachable ? "(unreachable)" : "",
+                         p) < (int)sizeof(n->full);
+    }
+    /* A rename fails as a whole when either name is not an ordinary one
+     * (EBUSY, EEXIST), before the mount is asked. */
+    bool renaming = np == 2 && pa[1].kind == K_REPLACE;
+    if (renaming && ((nm[0].ok && !ordinary_name(nm[0].walk)) ||
+                   (nm[1].ok && !ordinary_name(nm[1].walk))))
+        np = 0;
+    for (int i = 0; i < np && rfd >= 0; i++) {
+        if (!nm[i].ok)
+            continue;
+        const struct view v = nm[i].v;
+        const bool unreachable = nm[i].unreachable;
+        const char *walk = nm[i].walk, *full = nm[i].full;
         enum obs_kind k = pa[i].kind;
         if (!refused(o, &v, !own_ns, full, walk, k, pa[i].flags, pa[i].follow,
                      is_placeholder(o, full)))
             continue;
+        /* A rename between two mounts is EXDEV before either is asked
+         * (do_renameat2): no denial. */
+        if (renaming && nm[0].ok && nm[1].ok) {
+            struct found a = look_parent(o, &nm[0].v, nm[0].walk, !own_ns),
+                         b = look_parent(o, &nm[1].v, nm[1].walk, !own_ns);
+            if (a.mnt && b.mnt && a.mnt != b.mnt)
+                break;
+        }
         /* Where a symlink in the path (its last component, followed, or a
          * directory above) led: recorded as target, and judged there. */
         char root[PATH_MAX], led[PATH_MAX * 2], target[PATH_MAX * 2];
-        bool follow = pa[i].follow && (k == K_OPEN || k == K_CHANGE);
+        bool follow = pa[i].follow && (k == K_OPEN || k == K_CHANGE || k == K_TRUNCATE);
         if (unreachable)
             snprintf(root, sizeof(root), "/");
         if ((!unreachable && !root_path(o, (pid_t)req->pid, own >= 0, root, sizeof(root))) ||
@@ -840,6 +904,9 @@ static void observe_write(struct observer *o, const struct seccomp_notif *req)
         hand_off(o, "fs.deny", false, f, NULL);
         break;
     }
+    for (int i = 0; i < np && rfd >= 0; i++)
+        if (nm[i].copy >= 0)
+            close(nm[i].copy);
     if (own >= 0)
         close(own);
 }

@@ -416,6 +416,49 @@ def test_removal_is_judged_by_the_directory_of_a_mount_root(w):
     assert fs_fields(w.audit()) == [("rmdir", ws, NOT_IN), ("rename", ws, NOT_IN)]
 
 
+def test_what_the_kernel_refuses_for_another_reason_is_no_denial(w):
+    """Outside the write roots, calls that fail before the mount is asked
+    (or that a read-only mount allows) make no record: a directory opened
+    for writing (EISDIR), a symlink opened with O_NOFOLLOW (ELOOP), a FIFO
+    (writable on a read-only mount), truncate of a directory or a FIFO, ".",
+    ".." and "/" as the name made or removed, and a rename between two mounts
+    (EXDEV). The same calls on a file, or within one mount, are recorded."""
+    s, _ = w.settings()
+    o, ws = w.out, w.ws
+    O_NOFOLLOW = 0o400000
+    os.mkfifo(o + "/fifo")
+    os.chmod(o + "/fifo", 0o666)
+    os.symlink("pub.txt", o + "/lnk")
+    steps = [
+        ([257, AT_FDCWD, o + "/fifo", O_RDWR], "OK"),
+        ([257, AT_FDCWD, o + "/empty", O_WRONLY], "EISDIR"),
+        ([257, AT_FDCWD, o + "/empty", O_TRUNC], "EISDIR"),
+        ([257, AT_FDCWD, o + "/empty", O_WRONLY | O_CREAT, 0o644], "EISDIR"),
+        ([257, AT_FDCWD, o + "/lnk", O_WRONLY | O_NOFOLLOW], "ELOOP"),
+        ([76, o + "/empty", 0], "EISDIR"),
+        ([76, o + "/fifo", 0], "EINVAL"),
+        ([83, o + "/..", 0o755], "EEXIST"),
+        ([83, "/", 0o755], "EEXIST"),
+        ([84, o + "/empty/."], "EINVAL"),
+        ([84, o + "/empty/.."], "ENOTEMPTY"),
+        ([87, o + "/."], "EISDIR"),
+        ([82, o + "/empty/.", o + "/x"], "EBUSY"),
+        ([82, o + "/pub.txt", ws + "/x"], "EXDEV"),
+        ([82, ws + "/mine.txt", o + "/x"], "EXDEV"),
+        # refused by the mount, recorded:
+        ([257, AT_FDCWD, o + "/lnk", O_WRONLY], "EROFS"),
+        ([76, o + "/pub.txt", 0], "EROFS"),
+        ([82, o + "/pub.txt", o + "/x"], "EROFS"),
+        ([84, o + "/empty"], "EROFS"),
+    ]
+    res, _ = w.syscalls(s, [st[0] for st in steps])
+    assert res == [st[1] for st in steps]
+    recs = events(w.audit(), "fs.deny")
+    assert [(r["op"], r["path"], r.get("target")) for r in recs] == [
+        ("openat", o + "/lnk", o + "/pub.txt"), ("truncate", o + "/pub.txt", None),
+        ("rename", o + "/pub.txt", None), ("rmdir", o + "/empty", None)]
+
+
 # ---------------------------------------------------------------------------
 # 3. reads of denied paths: recorded only with a write-intent flag
 
