@@ -196,7 +196,13 @@ static int open_in(const struct view *v, const char *path, bool follow)
         errno = EXDEV;
         return -1;
     }
-    return (int)syscall(SYS_openat2, v->fd, *path ? path : ".", &how, sizeof(how));
+    /* A scoped lookup through ".." fails with EAGAIN when a rename or a
+     * mount anywhere on the machine raced with it (openat2(2)): try again. */
+    int fd, tries = 0;
+    do
+        fd = (int)syscall(SYS_openat2, v->fd, *path ? path : ".", &how, sizeof(how));
+    while (fd < 0 && errno == EAGAIN && ++tries < 64);
+    return fd;
 }
 
 /* What a lookup found: absent, on a writable mount, on a read-only one, or

@@ -1227,6 +1227,41 @@ def test_target_is_where_every_kind_of_symlink_led(w):
     assert not os.path.exists(ws + "/new") and not os.path.exists(base + "/new")
 
 
+RENAMER = r'''
+import os, sys
+a, b = sys.argv[1] + "/a", sys.argv[1] + "/b"
+open(a, "w").close()
+while True:
+    os.rename(a, b)
+    os.rename(b, a)
+'''
+
+
+def test_records_survive_renames_elsewhere_on_the_machine(w):
+    """A lookup below the caller's root (RESOLVE_IN_ROOT) fails with EAGAIN
+    when a rename or a mount anywhere on the machine races with a ".." in
+    it, and ".." is resolved as the caller wrote it (or as a symlink says):
+    the listener tries again rather than dropping the record. A host
+    process renaming a file back and forth makes that race frequent."""
+    s, _ = w.settings()
+    os.symlink(os.path.relpath(w.out + "/pub.txt", w.ws), os.path.join(w.ws, "rel"))
+    spin = w.sb.path("spin")
+    os.mkdir(spin)
+    renamer = subprocess.Popen([PY, "-c", RENAMER, spin])
+    try:
+        wait_for(lambda: os.listdir(spin), timeout=10)
+        steps = [[257, AT_FDCWD, "rel", O_WRONLY | O_APPEND],
+                 [257, AT_FDCWD, "../../outside/new", O_WRONLY | O_CREAT, 0o644]] * 150
+        res, _ = w.syscalls(s, steps)
+    finally:
+        renamer.kill()
+        renamer.wait()
+    assert res == ["EROFS"] * len(steps)
+    recs = events(w.audit(), "fs.deny")
+    assert [(r["path"], r.get("target")) for r in recs] == [
+        (w.ws + "/rel", w.out + "/pub.txt"), (w.out + "/new", None)] * 150
+
+
 def test_fchmodat2_is_observed(w):
     s, _ = w.settings()
     res, _ = w.syscalls(s, [[452, AT_FDCWD, w.out + "/pub.txt", 0o600, 0]])
