@@ -2787,6 +2787,20 @@ static int build_forward_head(struct conn *c, const struct http_request *r)
     return 0;
 }
 
+/* Refuse the request for request rule `rule` (named by pattern when the
+ * rule's entry decided, else "requestRules[N]"): the record says why, the
+ * client gets 403 with answer. Returns false (answered here). */
+static bool refuse_for_rule(struct conn *c, int rule, const char *pattern, const char *why,
+                            const char *answer)
+{
+    snprintf(c->deny_rule_buf, sizeof(c->deny_rule_buf), "requestRules[%d]", rule);
+    c->deny_rule = pattern ? pattern : c->deny_rule_buf;
+    audit_request(c, 403, false, why);
+    c->deny_rule = NULL;
+    http_answer(c, 403, "Forbidden", "blocked-by-rule", answer);
+    return false;
+}
+
 /* Request rules, for a host they cover: the target is normalised (the
  * spelling both judged and forwarded), then judged, then its body size
  * bounded. Hosts no rule covers are forwarded as sent: strict
@@ -2810,15 +2824,10 @@ static bool judge_request(struct conn *c, const struct http_request *q)
     }
     if (!q->path) {
         c->path = strdup("*");
-        if (covered) {
-            snprintf(c->deny_rule_buf, sizeof(c->deny_rule_buf), "requestRules[%d]", first);
-            c->deny_rule = c->deny_rule_buf;
-            audit_request(c, 403, false, "OPTIONS * on a host with request rules");
-            c->deny_rule = NULL;
-            http_answer(c, 403, "Forbidden", "blocked-by-rule",
-                        "asterisk-form requests are refused on a host with request rules");
-            return false;
-        }
+        if (covered)
+            return refuse_for_rule(c, first, NULL, "OPTIONS * on a host with request rules",
+                                   "asterisk-form requests are refused on a host with request "
+                                   "rules");
         return c->path != NULL;
     }
     if (!covered) {
@@ -2869,15 +2878,9 @@ static bool judge_request(struct conn *c, const struct http_request *q)
         m[k] = '\0';
         snprintf(ovr, sizeof(ovr), " (%.*s: %s)", (int)(h->name_len < 40 ? h->name_len : 40),
                  h->name, m);
-        if (k == 0 || k != h->value_len) {
-            snprintf(c->deny_rule_buf, sizeof(c->deny_rule_buf), "requestRules[%d]", first);
-            c->deny_rule = c->deny_rule_buf;
-            audit_request(c, 403, false, "a method override that is not a method");
-            c->deny_rule = NULL;
-            http_answer(c, 403, "Forbidden", "blocked-by-rule",
-                        "a method override that is not a method");
-            return false;
-        }
+        if (k == 0 || k != h->value_len)
+            return refuse_for_rule(c, first, NULL, "a method override that is not a method",
+                                   "a method override that is not a method");
         v = req_decide(cfg->rules_req, cfg->nrules_req, &c->target, m, pathonly);
     }
     if (v.allow)
@@ -2886,12 +2889,7 @@ static bool judge_request(struct conn *c, const struct http_request *q)
         char reason[700];
         snprintf(reason, sizeof(reason), "%s (requestRules[%d]%s%s)%s", v.reason, v.rule,
                  v.pattern ? ": deny " : "", v.pattern ? v.pattern : "", ovr);
-        snprintf(c->deny_rule_buf, sizeof(c->deny_rule_buf), "requestRules[%d]", v.rule);
-        c->deny_rule = v.pattern ? v.pattern : c->deny_rule_buf;
-        audit_request(c, 403, false, reason);
-        c->deny_rule = NULL;
-        http_answer(c, 403, "Forbidden", "blocked-by-rule", reason);
-        return false;
+        return refuse_for_rule(c, v.rule, v.pattern, reason, reason);
     }
     c->req_rule_text = v.pattern;
     /* Byte limits of every covering rule (T27). A session budget is the

@@ -1143,18 +1143,10 @@ int sandbox_plan_build(const cordon_policy *p, const char *cwd, char *const *arg
     r = build_ops(plan, &ns, disabled, log, ud, err);
     /* The ops point into node paths: hand them to the plan. */
     for (size_t i = 0; i < ns.n; i++) {
-        if (ns.v[i].target && plan_keep(plan, ns.v[i].target) < 0) {
-            for (size_t j = i; j < ns.n; j++) {
-                free(ns.v[j].path);
-                free(ns.v[j].target);
-            }
-            free(ns.v);
-            ns.v = NULL;
-            sandbox_plan_free(plan);
-            return cordon_err_set(err, ENOMEM, "out of memory");
-        }
-        ns.v[i].target = NULL;
-        if (plan_keep(plan, ns.v[i].path) < 0) {
+        bool kept = !ns.v[i].target || plan_keep(plan, ns.v[i].target) == 0;
+        if (kept)
+            ns.v[i].target = NULL; /* the plan's now */
+        if (!kept || plan_keep(plan, ns.v[i].path) < 0) {
             for (size_t j = i; j < ns.n; j++) {
                 free(ns.v[j].path);
                 free(ns.v[j].target);
