@@ -824,10 +824,15 @@ static void observe_write(struct observer *o, const struct seccomp_notif *req)
         int copy;
         char walk[PATH_MAX * 2], full[PATH_MAX * 2];
     } nm[2];
+    for (int i = 0; i < 2; i++) { /* the scalars: the paths are written before use */
+        nm[i].ok = nm[i].unreachable = false;
+        nm[i].v = (struct view){ rfd, RESOLVE_IN_ROOT };
+        nm[i].copy = -1;
+        nm[i].walk[0] = nm[i].full[0] = '\0';
+    }
     for (int i = 0; i < np && rfd >= 0; i++) {
         struct named *n = &nm[i];
         const char *raw = raws[i];
-        *n = (struct named){ .v = { rfd, RESOLVE_IN_ROOT }, .copy = -1 };
         if (!got[i])
             continue;
         if (raw[0] == '/') {
