@@ -364,10 +364,13 @@ static int p_tioclinux(int argc, char **argv)
  * swallows everything; it stays after exit) or exclusive mode (no one may
  * open the terminal again). Neither asks for a privilege or a controlling
  * terminal. */
-static int p_tiocsetd(void)
+static int p_tiocsetd(bool high)
 {
     int ld = 27; /* N_NULL */
-    if (syscall(SYS_ioctl, 0, (unsigned long)TIOCSETD, &ld) < 0) {
+    unsigned long cmd = TIOCSETD;
+    if (high) /* the kernel uses the low 32 bits: so must the filter */
+        cmd |= 1UL << 32;
+    if (syscall(SYS_ioctl, 0, cmd, &ld) < 0) {
         result("BLOCKED %s", ename(errno));
         return 0;
     }
@@ -377,9 +380,12 @@ static int p_tiocsetd(void)
     return 0;
 }
 
-static int p_tiocexcl(void)
+static int p_tiocexcl(bool high)
 {
-    if (syscall(SYS_ioctl, 0, (unsigned long)TIOCEXCL, 0) < 0)
+    unsigned long cmd = TIOCEXCL;
+    if (high)
+        cmd |= 1UL << 32;
+    if (syscall(SYS_ioctl, 0, cmd, 0) < 0)
         result("BLOCKED %s", ename(errno));
     else
         result("OPEN exclusive");
@@ -992,7 +998,7 @@ static int p_whoami(void)
 }
 
 static const char *const classes[] = {
-    "tiocsti", "tiocsti-high", "tioclinux [PATH]", "tiocsetd", "tiocexcl",
+    "tiocsti", "tiocsti-high", "tioclinux [PATH]", "tiocsetd", "tiocsetd-high", "tiocexcl", "tiocexcl-high",
     "io_uring-connect HOST PORT",
     "io_uring-openat PATH", "ptrace-sibling", "ptrace-init", "ptrace PID",
     "process-vm-read [PID]", "keyctl-read KEYSERIAL [CALLER_SESSION]", "proc-keys DESC",
@@ -1017,8 +1023,10 @@ int main(int argc, char **argv)
     if (!strcmp(c, "tiocsti")) return p_tiocsti(argc, argv, false);
     if (!strcmp(c, "tiocsti-high")) return p_tiocsti(argc, argv, true);
     if (!strcmp(c, "tioclinux")) return p_tioclinux(argc, argv);
-    if (!strcmp(c, "tiocsetd")) return p_tiocsetd();
-    if (!strcmp(c, "tiocexcl")) return p_tiocexcl();
+    if (!strcmp(c, "tiocsetd")) return p_tiocsetd(false);
+    if (!strcmp(c, "tiocsetd-high")) return p_tiocsetd(true);
+    if (!strcmp(c, "tiocexcl")) return p_tiocexcl(false);
+    if (!strcmp(c, "tiocexcl-high")) return p_tiocexcl(true);
     if (!strcmp(c, "io_uring-connect")) return p_io_uring_connect(argc, argv);
     if (!strcmp(c, "io_uring-openat")) return p_io_uring_openat(argc, argv);
     if (!strcmp(c, "ptrace-sibling")) return p_ptrace_sibling();

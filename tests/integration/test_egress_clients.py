@@ -199,6 +199,7 @@ def test_callers_proxy_settings_never_reach_the_sandbox(net):
     assert not [k for k in got if k.lower().startswith("npm_config_")], got
 
     p = net.run(s, "/usr/bin/env", env={"JAVA_TOOL_OPTIONS": "-Dhttp.proxyPassword=%s" % secret})
+    assert p.returncode == 0, p.stderr
     got = dict(ln.split("=", 1) for ln in p.stdout.splitlines() if "=" in ln)
     assert got["JAVA_TOOL_OPTIONS"] == JAVA_CORDON
 

@@ -7,6 +7,7 @@ the caller's own shell, as the caller (root and uid 65534), the way a user
 types it.
 """
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -106,10 +107,17 @@ def test_denied_file_given_on_stdin_is_the_callers_choice(sb):
     """The caller may hand a denied file in explicitly: the command reads
     that file, and only it."""
     ssh_key(sb)
+    sb.write("home/.ssh/other", "OTHER-KEY\n", mode=0o600)
     p = caller_sh(sb, '"$C" -- sh -c \'cat; cat /proc/self/fd/0; '
-                  'echo x >> /proc/self/fd/0\' < "$HOME/.ssh/id_ed25519"')
+                  'echo x >> /proc/self/fd/0; cat "$HOME/.ssh/other"; true\' '
+                  '< "$HOME/.ssh/id_ed25519"')
+    assert p.returncode == 0, p.stderr
     assert p.stdout == "PRIVATE-KEY\nPRIVATE-KEY\n"
     assert "Read-only file system" in p.stderr
+    # the rest of ~/.ssh stays hidden (ENOENT here: the test's home is under
+    # /tmp, which is private inside; EACCES where a denyRead mask is seen)
+    assert "OTHER-KEY" not in p.stdout
+    assert "cat: %s/.ssh/other: " % sb.home in p.stderr, p.stderr
     assert open(sb.home + "/.ssh/id_ed25519").read() == "PRIVATE-KEY\n"
 
 
@@ -151,6 +159,7 @@ def test_stdin_offset_is_shared_with_the_caller(sb):
     assert p.stdout == "1\n2\n3\n2\n3\n"
 
 
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1)")
 def test_terminal_on_stdio(sb):
     """Under script(1), 0, 1 and 2 are a pty: still a terminal inside."""
     p = caller_sh(sb, 'script -qec "$C -- sh -c \'test -t 0 && test -t 1 && test -t 2 && '

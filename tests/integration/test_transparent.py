@@ -666,6 +666,12 @@ def test_live_update_holds_for_the_next_request_on_a_kept_alive_connection(net):
                             ("/before-c", 200, "allow", "allowed.test")], reqs
     assert [r["reason"] for r in recs if r["event"] == "net.request" and
             r["verdict"] == "deny"] == [NOT_LISTED, NOT_LISTED]
+    # The plain proxy request is refused at its host check: a net.connect
+    # deny after the update.
+    upd = next(i for i, r in enumerate(recs) if r["event"] == "policy.update")
+    conns = [(r["host"], r["verdict"], r["reason"]) for r in recs[upd:]
+             if r["event"] == "net.connect" and r["verdict"] == "deny"]
+    assert conns == [("allowed.test", "deny", NOT_LISTED)], recs[upd:]
 
 
 # ---------------------------------------------------------------------------

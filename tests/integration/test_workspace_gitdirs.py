@@ -56,9 +56,14 @@ def test_commondir_cannot_be_planted(sb):
     assert "cannot create .git/commondir: Read-only file system" in p.stderr, p.stderr
     recs = [r for r in denies(audit) if r["path"].endswith("/.git/commondir")]
     assert recs and recs[0]["rule"] == "protected: .git/commondir", recs
-    # Nothing is left in .git, and the host's git does not run evil/config.
+    # Nothing is left in .git, and the host's git does not run evil/config,
+    # which it would if evil were the repository (the positive control).
     assert not os.path.exists(os.path.join(sb.ws, ".git", "commondir"))
     assert os.path.isdir(evil)
+    host_run(sb, ["git", "--git-dir", evil, "--work-tree", sb.ws, "status", "--short"],
+             check=False)
+    assert os.path.exists(marker), "this git does not run core.fsmonitor: the test proves nothing"
+    os.unlink(marker)
     host_run(sb, ["git", "status", "--short"])
     assert not os.path.exists(marker)
     assert host_run(sb, ["git", "log", "--format=%s"]).stdout == "second\ninitial\n"
@@ -126,7 +131,12 @@ def test_submodule_config_and_hooks_cannot_be_written(sb):
             assert os.path.join(gd, name) in paths, (name, sorted(paths))
         assert not os.path.exists(os.path.join(gd, "hooks", "post-checkout"))
         assert not os.path.exists(os.path.join(gd, "commondir"))
-    # On the host, git in the submodules runs nothing planted.
+    # On the host, git in the submodules runs nothing planted; it would run a
+    # core.fsmonitor set there (the positive control).
+    host_run(sb, ["git", "-C", os.path.join(sb.ws, "sub"), "-c",
+                  "core.fsmonitor=touch %s; false" % marker, "status", "--short"], check=False)
+    assert os.path.exists(marker), "this git does not run core.fsmonitor: the test proves nothing"
+    os.unlink(marker)
     for wt in ("sub", "lib/foo", "sub/inner"):
         host_run(sb, ["git", "-C", os.path.join(sb.ws, wt), "status", "--short"])
         host_run(sb, ["git", "-C", os.path.join(sb.ws, wt), "checkout", "-q", "HEAD"])
@@ -162,7 +172,7 @@ def shared_dir(sb, sticky):
     return d
 
 
-def check_top_names_refused(sb, d, sticky):
+def check_top_names_refused(sb, d):
     env, regdir = private_registry(sb)
     audit = sb.path("outside", "audit.jsonl")
     before = snapshot(d)
@@ -172,8 +182,16 @@ def check_top_names_refused(sb, d, sticky):
     assert p.returncode == 0, p.stderr
     assert p.stdout == "rc=2\nrc=2\nrc=1\nrc=1\n", (p.stdout, p.stderr)
     assert p.stderr.count("Read-only file system") == 4, p.stderr
-    paths = {r["path"] for r in denies(audit)}
-    assert {os.path.join(d, n) for n in (".bashrc", ".envrc")} <= paths, paths
+    got = sorted((r["op"], r["path"], r["rule"]) for r in denies(audit))
+    assert got == sorted([
+        ("openat", os.path.join(d, ".bashrc"), "protected: .bashrc"),
+        ("openat", os.path.join(d, ".envrc"), "protected: .envrc"),
+        ("mkdir", os.path.join(d, ".vscode/x"), "protected: .vscode"),
+        # mkdir -p: EEXIST on cordon's placeholder counts (it exists only
+        # because it is protected), then the refused mkdir below it
+        ("mkdir", os.path.join(d, ".claude"), "protected: .claude"),
+        ("mkdir", os.path.join(d, ".claude/x"), "protected: .claude"),
+    ]), got
     # Only the command's own file is left: the placeholders are gone.
     after = snapshot(d)
     assert os.path.isfile(os.path.join(d, "work.txt"))
@@ -183,12 +201,12 @@ def check_top_names_refused(sb, d, sticky):
 
 def test_group_shared_write_root_gets_placeholders(sb):
     d = shared_dir(sb, sticky=False)
-    check_top_names_refused(sb, d, False)
+    check_top_names_refused(sb, d)
 
 
 def test_sticky_write_root_gets_placeholders(sb):
     d = shared_dir(sb, sticky=True)
-    check_top_names_refused(sb, d, True)
+    check_top_names_refused(sb, d)
 
 
 def test_deny_write_of_a_missing_path_cannot_be_created(sb):
@@ -203,9 +221,12 @@ def test_deny_write_of_a_missing_path_cannot_be_created(sb):
     assert p.returncode == 0, p.stderr
     assert p.stdout == "rc=2\nrc=1\nok\n", (p.stdout, p.stderr)
     assert p.stderr.count("Read-only file system") == 2, p.stderr
-    recs = denies(audit)
-    assert {r["path"] for r in recs} >= {os.path.join(sb.ws, ".env")}, recs
-    assert all(r["rule"] == "denyWrite" for r in recs), recs
+    recs = sorted((r["op"], r["path"], r["rule"]) for r in denies(audit))
+    # mkdir -p: "newdir" exists only as the placeholder (EEXIST there counts),
+    # then "newdir/inner" is refused
+    assert recs == [("mkdir", os.path.join(sb.ws, "newdir"), "denyWrite"),
+                    ("mkdir", os.path.join(sb.ws, "newdir/inner"), "denyWrite"),
+                    ("openat", os.path.join(sb.ws, ".env"), "denyWrite")], recs
     after = snapshot(sb.ws)
     del after["other"]
     assert snapshot_diff(before, after) == "", snapshot_diff(before, after)
