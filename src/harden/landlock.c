@@ -86,9 +86,12 @@ static uint64_t rights(enum ll_kind k, uint64_t handled)
     return 0;
 }
 
-/* What a new open of the file behind fd (1 or 2) may do, beyond the rules:
- * a rule on that one inode, never on its directory, and only when the caller
- * opened it for writing.
+/* What a new open of the file behind fd (0, 1 or 2) may do, beyond the
+ * rules: a rule on that one inode, never on its directory.
+ *  - a regular file opened read-only: read (`jq . /dev/stdin`; init put it
+ *    on a read-only detached mount, src/sandbox/stdio.c, where no rule over
+ *    a subtree reaches it);
+ * and only when the caller opened it for writing:
  *  - a regular file: write and truncate (`>` opens with O_TRUNC; the command
  *    could already ftruncate fd 1);
  *  - a terminal (a pty or console slave): write and device ioctls (isatty on
@@ -103,8 +106,10 @@ static uint64_t stdio_rights(int fd)
 {
     struct stat st;
     int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || (fl & O_PATH) || (fl & O_ACCMODE) == O_RDONLY || fstat(fd, &st) < 0)
+    if (fl < 0 || (fl & O_PATH) || fstat(fd, &st) < 0)
         return 0;
+    if ((fl & O_ACCMODE) == O_RDONLY)
+        return S_ISREG(st.st_mode) ? LANDLOCK_ACCESS_FS_READ_FILE : 0;
     if (S_ISREG(st.st_mode))
         return LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE;
     if (!S_ISCHR(st.st_mode))
@@ -167,18 +172,10 @@ int harden_landlock_apply(int abi, const struct ll_rule *rules, size_t n)
      * reopened (`tee /dev/stderr`, `echo x > /dev/stdout`, as srt's implicit
      * write paths): the caller chose them, and the command can already
      * write, truncate (ftruncate) and ioctl them through fds 1 and 2, so a
-     * new open of the same inode grants nothing more (stdio_rights). A file
-     * given for reading stays readable when reopened (`jq . /dev/stdin`):
-     * init put it on a read-only detached mount (src/sandbox/stdio.c), where
-     * no rule over a subtree reaches it. */
+     * new open of the same inode grants nothing more; a file given for
+     * reading stays readable (stdio_rights). */
     for (int fd = 0; fd <= 2; fd++) {
-        struct stat st;
-        int fl = fcntl(fd, F_GETFL);
-        uint64_t want = stdio_rights(fd);
-        if (fl >= 0 && !(fl & O_PATH) && (fl & O_ACCMODE) == O_RDONLY && fstat(fd, &st) == 0 &&
-            S_ISREG(st.st_mode))
-            want = LANDLOCK_ACCESS_FS_READ_FILE;
-        want &= attr.handled_access_fs;
+        uint64_t want = stdio_rights(fd) & attr.handled_access_fs;
         if (!want)
             continue;
         struct landlock_path_beneath_attr pb = { .allowed_access = want, .parent_fd = fd };

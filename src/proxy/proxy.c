@@ -1174,6 +1174,14 @@ static void start_intercept(struct conn *c)
 
 static void dial(struct conn *c);
 
+/* The 403's tag for a refused host: srt's names. */
+static const char *verdict_tag(const struct net_verdict *v)
+{
+    return v->rule                                                       ? "blocked-by-denylist"
+           : strcmp(v->reason, "port is not allowed for this host") == 0 ? "blocked-port"
+                                                                         : "blocked-by-allowlist";
+}
+
 /* The destination is known (c->target): decide, then resolve or dial. */
 static void decide(struct conn *c)
 {
@@ -1183,11 +1191,7 @@ static void decide(struct conn *c)
     c->rule = v.rule ? v.rule->text : NULL;
     if (!v.allow) {
         const char *custom = custom_reason(c, v.rule);
-        const char *tag = v.rule ? "blocked-by-denylist"
-                          : strcmp(v.reason, "port is not allowed for this host") == 0
-                              ? "blocked-port"
-                              : "blocked-by-allowlist";
-        refuse(c, tag, custom ? custom : v.reason);
+        refuse(c, verdict_tag(&v), custom ? custom : v.reason);
         return;
     }
     bool tunnel = c->is_connect || c->kind == PROXY_SOCKS5;
@@ -3019,13 +3023,9 @@ static void handle_tls_request(struct conn *c, int headlen)
     struct net_verdict hv = host_verdict(c->px, &c->target);
     if (!hv.allow) {
         const char *custom = custom_reason(c, hv.rule);
-        const char *tag = hv.rule ? "blocked-by-denylist"
-                          : strcmp(hv.reason, "port is not allowed for this host") == 0
-                              ? "blocked-port"
-                              : "blocked-by-allowlist";
         c->deny_rule = hv.rule ? hv.rule->text : NULL;
         audit_request(c, 403, false, custom ? custom : hv.reason);
-        http_answer(c, 403, "Forbidden", tag, custom ? custom : hv.reason);
+        http_answer(c, 403, "Forbidden", verdict_tag(&hv), custom ? custom : hv.reason);
         return;
     }
     c->rule = hv.rule ? hv.rule->text : NULL;
